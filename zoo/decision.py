@@ -1,0 +1,45 @@
+"""Thresholding probabilities into one-hot decisions and labels (numpy; the ONNX graph does the same).
+
+- multiclass: the argmax class is set when its probability >= threshold (default 0: always one class).
+- binary: probabilities are [1 - p, p]; the positive class is set when p >= threshold, else the negative one.
+- multilabel: every class with p >= threshold is set (default 0.5).
+`label` is the index of the most probable set class, or -1 when no class is set.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+DEFAULT_THRESHOLDS = {"multiclass": 0.0, "binary": 0.5, "multilabel": 0.5}
+
+
+def default_threshold(task: str) -> float:
+    """The threshold a model of this task uses unless told otherwise."""
+    return DEFAULT_THRESHOLDS[task]
+
+
+def one_hot(probabilities: np.ndarray, task: str, threshold: float) -> np.ndarray:
+    """FP32 [N, C] decision matrix for [N, C] probabilities."""
+    p = np.asarray(probabilities, dtype=np.float32)
+    t = np.float32(threshold)
+    if task == "multilabel":
+        return (p >= t).astype(np.float32)
+    if task == "binary":
+        pos = p[:, 1] >= t
+        return np.stack([~pos, pos], axis=1).astype(np.float32)
+    k = p.argmax(axis=1)
+    out = np.zeros_like(p, dtype=np.float32)
+    rows = np.arange(p.shape[0])
+    out[rows, k] = (p[rows, k] >= t).astype(np.float32)
+    return out
+
+
+def labels(probabilities: np.ndarray, task: str, threshold: float) -> np.ndarray:
+    """INT64 [N] label: the most probable set class, -1 when none is set."""
+    p = np.asarray(probabilities, dtype=np.float32)
+    t = np.float32(threshold)
+    if task == "binary":
+        return (p[:, 1] >= t).astype(np.int64)
+    k = p.argmax(axis=1)
+    top = p[np.arange(p.shape[0]), k]
+    return np.where(top >= t, k, -1).astype(np.int64)

@@ -1,0 +1,215 @@
+"""ONNX export into the versioned repository, behind a parity gate against PyTorch."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from zoo import decision, repository
+from zoo.atomic import publish_dir, remove_tree, staging_dir, write_json, write_text
+from zoo.checkpoint import Run
+from zoo.model import MLP
+
+OPSET = 18
+PARITY_TOLERANCE = 1e-5
+SELFCHECK_ROWS = 8  # rows stored in metadata.json so a server can verify a freshly loaded version
+DEFAULT_MAX_BATCH = 1024
+
+
+class ExportError(RuntimeError):
+    """The export failed (parity gate or I/O); nothing was left in the repository."""
+
+
+class DecisionGraph(nn.Module):
+    """Raw features -> (probabilities, one_hot, label), the decision made in-graph as zoo.decision does it."""
+
+    def __init__(self, model: MLP, threshold: float):
+        super().__init__()
+        self.model, self.task, self.threshold = model, model.spec.task, float(threshold)
+        self.register_buffer("classes", torch.arange(model.spec.num_classes))
+
+    def forward(self, x: torch.Tensor):
+        p = self.model.probabilities(x)
+        t = self.threshold
+        if self.task == "binary":
+            pos = p[:, 1] >= t
+            return p, torch.stack([~pos, pos], dim=1).float(), pos.long()
+        k = p.argmax(dim=1)  # first maximum on ties, like ONNX ArgMax and numpy
+        top_set = p.gather(1, k.unsqueeze(1)).squeeze(1) >= t
+        label = torch.where(top_set, k, torch.full_like(k, -1))
+        if self.task == "multilabel":
+            return p, (p >= t).float(), label
+        one_hot = (self.classes.unsqueeze(0) == k.unsqueeze(1)) & top_set.unsqueeze(1)
+        return p, one_hot.float(), label
+
+
+@dataclass
+class ExportResult:
+    """Where the model went and what the parity gate measured."""
+
+    path: Path
+    name: str
+    version: int
+    parity: dict
+
+
+def _onnx_export(graph: DecisionGraph, num_features: int, path: Path, opset: int) -> None:
+    """torch.onnx (dynamo exporter) with a dynamic batch axis, as one self-contained file."""
+    example = torch.zeros(2, num_features)
+    batch = torch.export.Dim("batch", min=1)
+    for noisy in ("torch.onnx", "torch.export", "onnxscript"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(graph, (example,), str(path), input_names=[repository.INPUT_NAME],
+                          output_names=list(repository.OUTPUT_NAMES), opset_version=opset,
+                          dynamo=True, dynamic_shapes={"x": {0: batch}}, external_data=False, verbose=False)
+
+
+def _session(path: Path):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.log_severity_level = 3
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def parity_report(graph: DecisionGraph, onnx_path: Path, X: np.ndarray, threshold: float) -> dict:
+    """Compare torch and onnxruntime on X, and each row alone vs in the batch; `passed` says if the gate holds."""
+    with torch.no_grad():
+        p_t, oh_t, lab_t = (t.numpy() for t in graph(torch.as_tensor(X)))
+    sess = _session(onnx_path)
+    p_o, oh_o, lab_o = sess.run(list(repository.OUTPUT_NAMES), {repository.INPUT_NAME: X})
+    alone = [sess.run(list(repository.OUTPUT_NAMES), {repository.INPUT_NAME: X[i:i + 1]}) for i in range(len(X))]
+    p_alone = np.concatenate([a[0] for a in alone])
+    oh_alone = np.concatenate([a[1] for a in alone])
+    task = graph.task
+    max_diff = float(np.abs(p_t - p_o).max()) if len(X) else 0.0
+    report = {
+        "rows": int(len(X)),
+        "max_abs_diff_probabilities": max_diff,
+        "tolerance": PARITY_TOLERANCE,
+        "one_hot_agreement": float(np.mean(np.all(oh_t == oh_o, axis=1))) if len(X) else 1.0,
+        "label_agreement": float(np.mean(lab_t == lab_o)) if len(X) else 1.0,
+        "one_hot_matches_threshold": bool(np.array_equal(oh_o, decision.one_hot(p_o, task, threshold))
+                                          and np.array_equal(lab_o, decision.labels(p_o, task, threshold))),
+        "batch_invariance_max_abs_diff": float(np.abs(p_alone - p_o).max()) if len(X) else 0.0,
+        "batch_invariant_one_hot": bool(np.array_equal(oh_alone, oh_o)),
+    }
+    report["passed"] = bool(
+        max_diff <= PARITY_TOLERANCE
+        and report["one_hot_agreement"] == 1.0
+        and report["label_agreement"] == 1.0
+        and report["one_hot_matches_threshold"]
+        and report["batch_invariance_max_abs_diff"] == 0.0  # a row in a batch must equal the row alone, bit for bit
+        and report["batch_invariant_one_hot"]
+    )
+    report["selfcheck"] = {"inputs": X[:SELFCHECK_ROWS].tolist(), "probabilities": p_o[:SELFCHECK_ROWS].tolist()}
+    return report
+
+
+def triton_config(name: str, num_features: int, num_classes: int, max_batch: int = DEFAULT_MAX_BATCH,
+                  queue_delay_us: int = 500) -> str:
+    """config.pbtxt for Triton's onnxruntime backend, matching the exported graph."""
+    return (
+        f'name: "{name}"\nplatform: "onnxruntime_onnx"\nmax_batch_size: {max_batch}\n'
+        f'input [\n  {{ name: "input" data_type: TYPE_FP32 dims: [ {num_features} ] }}\n]\n'
+        f"output [\n"
+        f'  {{ name: "probabilities" data_type: TYPE_FP32 dims: [ {num_classes} ] }},\n'
+        f'  {{ name: "one_hot" data_type: TYPE_FP32 dims: [ {num_classes} ] }},\n'
+        f'  {{ name: "label" data_type: TYPE_INT64 dims: [ 1 ] reshape {{ shape: [ ] }} }}\n]\n'
+        f"dynamic_batching {{ max_queue_delay_microseconds: {queue_delay_us} }}\n"
+    )
+
+
+def _source_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _stamp_metadata(onnx_path: Path, props: dict) -> None:
+    """Write the model's facts into the ONNX metadata_props (values JSON-encoded unless strings)."""
+    import onnx
+
+    m = onnx.load(str(onnx_path))
+    del m.metadata_props[:]
+    for k, v in props.items():
+        entry = m.metadata_props.add()
+        entry.key, entry.value = k, v if isinstance(v, str) else json.dumps(v)
+    m.producer_name, m.doc_string = "zoo", f"zoo MLP classifier {props.get('name')}"
+    onnx.checker.check_model(m)
+    onnx.save(m, str(onnx_path))
+
+
+def export_run(run: Run, repo_root: str | Path, name: str | None = None, threshold: float | None = None,
+               opset: int = OPSET) -> ExportResult:
+    """Export a run as the next version of `name`; raise ExportError (leaving nothing behind) on any failure."""
+    import onnx
+    import onnxruntime
+
+    name = repository.check_name(name or run.info["name"])
+    task = run.info["task"]
+    t = decision.default_threshold(task) if threshold is None else float(threshold)
+    graph = DecisionGraph(run.model, t).eval()
+    X, _ = run.holdout()
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    model_dir = Path(repo_root) / name
+    stage = staging_dir(model_dir, "export")
+    try:
+        onnx_path = stage / repository.MODEL_FILE
+        _onnx_export(graph, run.model.spec.num_features, onnx_path, opset)
+        parity = parity_report(graph, onnx_path, X, t)
+        selfcheck = parity.pop("selfcheck")
+        if not parity["passed"]:
+            raise ExportError(f"parity gate failed for {name}: {json.dumps(parity)}")
+        spec = run.model.spec
+        facts = {
+            "name": name,
+            "task": task,
+            "feature_names": run.info["feature_names"],
+            "class_names": run.info["class_names"],
+            "default_threshold": t,
+            "normalization": {"mean": spec.mean, "std": spec.std},
+            "architecture": {"hidden": list(spec.hidden), "activation": spec.activation, "parameters": run.metrics.get("parameters")},
+            "metrics": {k: v for k, v in run.metrics.items() if k != "history"},
+            "dataset_fingerprint": run.info["dataset"]["fingerprint"],
+            "dataset": run.info["dataset"]["name"],
+            "seed": run.config.get("seed"),
+            "source_commit": _source_commit(),
+            "run": str(run.path),
+            "torch_version": torch.__version__,
+            "onnx_version": onnx.__version__,
+            "onnxruntime_version": onnxruntime.__version__,
+            "opset": opset,
+            "parity": parity,
+        }
+        _stamp_metadata(onnx_path, facts)
+        # Stamping rewrote the file: check once more that the bytes we ship still load and match.
+        if not parity_report(graph, onnx_path, X[:SELFCHECK_ROWS], t)["passed"]:
+            raise ExportError(f"parity gate failed for {name} after writing metadata")
+        sha = repository.sha256_file(onnx_path)
+        while True:  # a concurrent export may take our version number: take the next one
+            version = repository.next_version(repo_root, name)
+            write_json(stage / repository.METADATA_FILE, {**facts, "version": version, "model_sha256": sha, "selfcheck": selfcheck})
+            try:
+                final = publish_dir(stage, repository.version_dir(repo_root, name, version))
+                break
+            except FileExistsError:
+                continue
+    except BaseException:
+        remove_tree(stage)
+        raise
+    write_text(model_dir / repository.CONFIG_FILE, triton_config(name, spec.num_features, spec.num_classes))
+    return ExportResult(final, name, version, parity)

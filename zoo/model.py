@@ -1,0 +1,109 @@
+"""The MLP classifier: input normalisation carried inside, hidden layers, a softmax or sigmoid head."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
+
+
+@dataclass
+class MLPSpec:
+    """Everything needed to rebuild the network (saved as JSON beside the weights)."""
+
+    num_features: int
+    num_classes: int  # classes the user sees; a binary model has 2 and one output logit
+    task: str = "multiclass"  # multiclass | binary | multilabel
+    hidden: tuple[int, ...] = (100,)
+    activation: str = "relu"
+    dropout: float = 0.0
+    mean: list[float] = field(default_factory=list)  # normalisation fitted on the training split
+    std: list[float] = field(default_factory=list)
+
+    @property
+    def num_logits(self) -> int:
+        """Width of the last layer: one logit for binary, one per class otherwise."""
+        return 1 if self.task == "binary" else self.num_classes
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict."""
+        d = asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "MLPSpec":
+        """Inverse of to_dict."""
+        d = dict(d)
+        d["hidden"] = tuple(d["hidden"])
+        return cls(**d)
+
+
+def fit_normalization(X: np.ndarray, kind: str = "feature") -> tuple[list[float], list[float]]:
+    """Mean and std per feature ('feature'), one pair broadcast to all ('global'), or identity ('none')."""
+    X = np.asarray(X, dtype=np.float64)
+    F = X.shape[1]
+    if kind == "none":
+        return [0.0] * F, [1.0] * F
+    if kind == "global":
+        mean, std = np.full(F, X.mean()), np.full(F, X.std())
+    elif kind == "feature":
+        mean, std = X.mean(axis=0), X.std(axis=0)
+    else:
+        raise ValueError(f"unknown normalisation {kind!r}; expected feature, global or none")
+    std = np.where(std < 1e-8, 1.0, std)  # constant features: leave them centred, don't divide by ~0
+    return mean.astype(np.float32).tolist(), std.astype(np.float32).tolist()
+
+
+class MLP(nn.Module):
+    """(x - mean) / std -> [Linear -> activation -> dropout] * k -> Linear (logits)."""
+
+    def __init__(self, spec: MLPSpec):
+        super().__init__()
+        self.spec = spec
+        if spec.task not in ("multiclass", "binary", "multilabel"):
+            raise ValueError(f"unknown task {spec.task!r}")
+        if spec.activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {spec.activation!r}; expected one of {', '.join(ACTIVATIONS)}")
+        mean = spec.mean or [0.0] * spec.num_features
+        std = spec.std or [1.0] * spec.num_features
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32))
+        layers: list[nn.Module] = []
+        width = spec.num_features
+        for h in spec.hidden:
+            layers += [nn.Linear(width, h), ACTIVATIONS[spec.activation]()]
+            if spec.dropout > 0:
+                layers.append(nn.Dropout(spec.dropout))
+            width = h
+        layers.append(nn.Linear(width, spec.num_logits))
+        self.layers = nn.Sequential(*layers)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw features -> the scale the layers were trained on."""
+        return (x - self.mean) / self.std
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits for raw (un-normalised) features."""
+        return self.layers(self.normalize(x))
+
+    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        """[N, C] class probabilities; binary models give [1 - p, p]."""
+        return logits_to_probabilities(self(x), self.spec.task)
+
+
+def logits_to_probabilities(logits: torch.Tensor, task: str) -> torch.Tensor:
+    """Softmax for multiclass, sigmoid for multilabel, [1 - p, p] for binary."""
+    if task == "multiclass":
+        return torch.softmax(logits, dim=1)
+    p = torch.sigmoid(logits)
+    return torch.cat([1.0 - p, p], dim=1) if task == "binary" else p
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Trainable parameters (the lecture's 784-100-10 MLP has 79,510)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
