@@ -1,0 +1,120 @@
+"""Prometheus metrics (own CollectorRegistry) and the per-version counters behind ModelStatistics."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from zoo.server.batcher import BatchReport
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
+
+
+@dataclass
+class VersionStats:
+    """Cumulative counters of one model version, in the units of the KServe ModelStatistics message."""
+
+    inference_count: int = 0  # rows answered successfully
+    execution_count: int = 0  # model calls (batches)
+    success_count: int = 0
+    success_ns: int = 0
+    fail_count: int = 0
+    fail_ns: int = 0
+    queue_count: int = 0
+    queue_ns: int = 0
+    compute_count: int = 0
+    compute_ns: int = 0
+    last_inference_ms: int = 0
+    batch_sizes: dict[int, list[int]] = field(default_factory=dict)  # rows -> [count, compute ns]
+
+
+class Metrics:
+    """All server metrics; `registry` is private to this server so tests can run several in one process."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("zoo_requests", "Inference requests received", ["model", "version"], registry=r)
+        self.failures = Counter("zoo_request_failures", "Inference requests that failed", ["model", "version", "code"], registry=r)
+        self.latency = Histogram("zoo_request_latency_seconds", "Request latency in the server", ["model"], buckets=_LATENCY_BUCKETS, registry=r)
+        self.queue_time = Histogram("zoo_queue_time_seconds", "Time a request waited for its batch", ["model"], buckets=_LATENCY_BUCKETS, registry=r)
+        self.batch_size = Histogram("zoo_batch_size", "Rows per model call", ["model"], buckets=_BATCH_BUCKETS, registry=r)
+        self.provider = Gauge("zoo_model_provider", "1 for the execution provider running each loaded version", ["model", "version", "provider"], registry=r)
+        self._lock = threading.Lock()  # stats are written from the loop and read by RPCs
+        self.stats: dict[tuple[str, int], VersionStats] = {}
+        self._http = None
+
+    def version_stats(self, model: str, version: int) -> VersionStats:
+        """The counters of one version (created on first use)."""
+        with self._lock:
+            return self.stats.setdefault((model, version), VersionStats())
+
+    def batch_hook(self, model: str, version: int):
+        """A Batcher on_batch callback recording one version's batches."""
+        stats = self.version_stats(model, version)
+
+        def record(report: BatchReport) -> None:
+            self.batch_size.labels(model).observe(report.rows)
+            for q in report.queue_s:
+                self.queue_time.labels(model).observe(q)
+            ns = int(report.compute_s * 1e9)
+            with self._lock:
+                stats.queue_count += len(report.queue_s)
+                stats.queue_ns += int(sum(report.queue_s) * 1e9)
+                if report.ok:
+                    stats.execution_count += 1
+                    stats.compute_count += report.requests
+                    stats.compute_ns += ns
+                    entry = stats.batch_sizes.setdefault(report.rows, [0, 0])
+                    entry[0] += 1
+                    entry[1] += ns
+
+        return record
+
+    def request_done(self, model: str, version: int | None, rows: int, seconds: float, code: str | None) -> None:
+        """Record one finished ModelInfer (code None = success)."""
+        v = str(version) if version is not None else ""
+        self.requests.labels(model, v).inc()
+        self.latency.labels(model).observe(seconds)
+        if code is not None:
+            self.failures.labels(model, v, code).inc()
+        if version is None:
+            return
+        stats = self.version_stats(model, version)
+        with self._lock:
+            if code is None:
+                stats.success_count += 1
+                stats.success_ns += int(seconds * 1e9)
+                stats.inference_count += rows
+                stats.last_inference_ms = int(time.time() * 1000)
+            else:
+                stats.fail_count += 1
+                stats.fail_ns += int(seconds * 1e9)
+
+    def set_provider(self, model: str, version: int, provider: str) -> None:
+        """Publish which execution provider really runs a version."""
+        self.provider.labels(model, str(version), provider).set(1)
+
+    def forget(self, model: str, version: int, provider: str) -> None:
+        """Drop the provider gauge of an unloaded version."""
+        try:
+            self.provider.remove(model, str(version), provider)
+        except KeyError:
+            pass
+
+    def serve_http(self, host: str, port: int) -> int:
+        """Start the /metrics HTTP server on a daemon thread; returns the bound port (port 0 = ephemeral)."""
+        server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        self._http = server
+        return server.server_port
+
+    def close(self) -> None:
+        """Stop the HTTP server."""
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+            self._http = None

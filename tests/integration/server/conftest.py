@@ -1,0 +1,53 @@
+"""Fixtures for the server integration tests: a model repository and running servers.
+
+`model_repo` is the one fixture to swap for a repository produced by the real exporter: every test
+reads model facts from metadata.json (via zoo.repository), never from constants here.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import grpc
+import pytest
+from tests.integration.server.server_helpers import ThreadServer, settings_for, write_version
+
+from zoo import repository
+from zoo.proto import grpc_service_pb2_grpc as pb_grpc
+
+
+@pytest.fixture(scope="session")
+def model_repo(tmp_path_factory) -> Path:
+    """A repository of good models: iris (multiclass, v1 and v2) and spam (binary). Swap for a real export."""
+    root = tmp_path_factory.mktemp("models")
+    write_version(root, "iris", 1, seed=1)
+    write_version(root, "iris", 2, seed=2)
+    write_version(root, "spam", 1, task="binary", feature_names=["f0", "f1", "f2"], seed=3)
+    return root
+
+
+@pytest.fixture(scope="session")
+def served_repo(model_repo, tmp_path_factory) -> Path:
+    """model_repo plus a corrupt model (`broken`: its bytes no longer match the recorded SHA-256)."""
+    root = tmp_path_factory.mktemp("served") / "models"
+    shutil.copytree(model_repo, root)
+    write_version(root, "broken", 1, seed=9)
+    path = root / "broken" / "1" / repository.MODEL_FILE
+    path.write_bytes(path.read_bytes()[:-16] + b"\0" * 16)
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(served_repo):
+    """One in-process server over served_repo, shared by the read-only tests of a module."""
+    srv = ThreadServer(settings_for(served_repo, max_queue_delay_us=2000)).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def stub(server):
+    """A GRPCInferenceService stub connected to `server`."""
+    with grpc.insecure_channel(server.address) as channel:
+        yield pb_grpc.GRPCInferenceServiceStub(channel)

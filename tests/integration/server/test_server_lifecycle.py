@@ -1,0 +1,160 @@
+"""Server lifecycle: hot swap under load, load/unload, SIGTERM drain, and stock tritonclient."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+from tests.integration.server.server_helpers import ThreadServer, decode_response, infer_request, reference, settings_for, start_subprocess_server, write_version
+
+from zoo import repository
+from zoo.proto import grpc_service_pb2 as pb
+from zoo.proto import grpc_service_pb2_grpc as pb_grpc
+
+HERE = Path(__file__).resolve().parent
+
+
+def hammer(address: str, model: str, x: np.ndarray, stop: threading.Event, log: list, errors: list) -> None:
+    """Send requests until stop is set; log (model_version, probabilities) of each answer."""
+    with grpc.insecure_channel(address) as ch:
+        s = pb_grpc.GRPCInferenceServiceStub(ch)
+        while not stop.is_set():
+            try:
+                resp = s.ModelInfer(infer_request(model, x), timeout=10)
+                log.append((resp.model_version, decode_response(resp)["probabilities"]))
+            except grpc.RpcError as e:
+                errors.append((e.code(), e.details()))
+
+
+@pytest.mark.parametrize("trigger", ["load_rpc", "poll"])
+def test_hot_swap_under_load_fails_no_request(model_repo, tmp_path, trigger):
+    repo = tmp_path / "models"
+    repo.mkdir()
+    import shutil
+
+    shutil.copytree(model_repo / "iris", repo / "iris")
+    old = repository.latest_version(repo, "iris")
+    poll = 0.2 if trigger == "poll" else 0.0
+    srv = ThreadServer(settings_for(repo, poll_interval_s=poll)).start()
+    x = np.random.default_rng(3).normal(0, 2, (4, 4)).astype(np.float32)
+    stop, log, errors = threading.Event(), [], []
+    clients = [threading.Thread(target=hammer, args=(srv.address, "iris", x, stop, log, errors)) for _ in range(4)]
+    try:
+        for c in clients:
+            c.start()
+        time.sleep(0.3)
+        write_version(repo, "iris", old + 1, seed=42)  # the "export" of a new version while clients hammer
+        if trigger == "load_rpc":
+            with grpc.insecure_channel(srv.address) as ch:
+                pb_grpc.GRPCInferenceServiceStub(ch).RepositoryModelLoad(pb.RepositoryModelLoadRequest(model_name="iris"))
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not any(v == str(old + 1) for v, _ in log[-20:]):
+            time.sleep(0.05)
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        for c in clients:
+            c.join(20)
+        srv.stop()
+    assert not errors, errors[:3]
+    versions = [v for v, _ in log]
+    assert str(old) in versions and versions[-1] == str(old + 1)
+    new_probs = reference(repo, "iris", old + 1, x)["probabilities"]
+    old_probs = reference(repo, "iris", old, x)["probabilities"]
+    for v, p in log:  # every answer came whole from one version
+        np.testing.assert_allclose(p, new_probs if v == str(old + 1) else old_probs, atol=1e-6)
+
+
+def test_bad_new_version_does_not_take_over_and_unload_then_load(model_repo, tmp_path):
+    import shutil
+
+    repo = tmp_path / "models"
+    shutil.copytree(model_repo, repo)
+    srv = ThreadServer(settings_for(repo)).start()
+    try:
+        with grpc.insecure_channel(srv.address) as ch:
+            s = pb_grpc.GRPCInferenceServiceStub(ch)
+            latest = repository.latest_version(repo, "iris")
+            bad = write_version(repo, "iris", latest + 1, seed=5)
+            meta = json.loads((bad / "metadata.json").read_text())
+            meta["selfcheck"]["probabilities"][0][0] += 0.01  # the new version fails its self-check
+            (bad / "metadata.json").write_text(json.dumps(meta))
+            s.RepositoryModelLoad(pb.RepositoryModelLoadRequest(model_name="iris"))
+            x = np.ones((1, 4), np.float32)
+            assert s.ModelInfer(infer_request("iris", x)).model_version == str(latest)
+            with pytest.raises(grpc.RpcError) as e:
+                s.ModelInfer(infer_request("iris", x, version=str(latest + 1)))
+            assert e.value.code() == grpc.StatusCode.UNAVAILABLE and "selfcheck" in e.value.details()
+            s.RepositoryModelUnload(pb.RepositoryModelUnloadRequest(model_name="spam"))
+            assert not s.ModelReady(pb.ModelReadyRequest(name="spam")).ready
+            with pytest.raises(grpc.RpcError) as e:
+                s.ModelInfer(infer_request("spam", np.ones((1, 3), np.float32)))
+            assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+            s.RepositoryModelLoad(pb.RepositoryModelLoadRequest(model_name="spam"))
+            assert s.ModelReady(pb.ModelReadyRequest(name="spam")).ready
+            with pytest.raises(grpc.RpcError) as e:
+                s.RepositoryModelLoad(pb.RepositoryModelLoadRequest(model_name="nope"))
+            assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    finally:
+        srv.stop()
+
+
+def test_sigterm_drains_in_flight_requests_and_exits_zero(model_repo):
+    # A long queue delay with a big expected batch keeps requests in flight when SIGTERM lands.
+    proc, port, lines = start_subprocess_server(model_repo, "--max-queue-delay-us", "300000", "--grace", "10")
+    x = np.ones((2, 4), np.float32)
+    results: list = []
+
+    def one() -> None:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+            try:
+                results.append(pb_grpc.GRPCInferenceServiceStub(ch).ModelInfer(infer_request("iris", x), timeout=20).model_version)
+            except grpc.RpcError as e:
+                results.append(e.code())
+
+    try:
+        warm = [threading.Thread(target=one) for _ in range(6)]  # teach the batcher to expect company
+        for t in warm:
+            t.start()
+        for t in warm:
+            t.join(20)
+        results.clear()
+        inflight = [threading.Thread(target=one) for _ in range(3)]
+        for t in inflight:
+            t.start()
+        time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        for t in inflight:
+            t.join(20)
+        rc = proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert rc == 0, "".join(lines)
+    assert len(results) == 3 and all(r == "2" for r in results), results
+    assert any("shutting down" in line for line in lines) and any("stopped" in line for line in lines)
+
+
+def test_stock_tritonclient_works(server, served_repo):
+    card = repository.read_card(served_repo, "iris", 2)
+    out = subprocess.run(
+        [sys.executable, str(HERE / "triton_client_check.py"), server.address, "iris", str(card.num_features)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    r = json.loads(out.stdout)
+    assert r["live"] and r["ready"] and r["model_ready"]
+    assert r["metadata"]["inputs"][0]["shape"] == [str(-1), str(card.num_features)] or r["metadata"]["inputs"][0]["shape"] == [-1, card.num_features]
+    assert r["config"]["config"]["max_batch_size"] == 1024
+    want = reference(served_repo, "iris", 2, np.asarray(r["x"], np.float32))
+    np.testing.assert_allclose(r["probabilities"], want["probabilities"], atol=1e-6)
+    assert r["label"] == want["label"].tolist()
+    assert r["not_found"] == "StatusCode.NOT_FOUND"

@@ -1,0 +1,64 @@
+"""Output selection and per-request thresholds, checked against zoo.decision computed independently."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from zoo.repository import ModelCard
+from zoo.server import postprocess
+from zoo.server.errors import InvalidInput
+
+
+def card(task: str, threshold: float, classes: int) -> ModelCard:
+    return ModelCard("m", 1, task, ["f0"], [f"c{i}" for i in range(classes)], threshold, "0" * 64)
+
+
+def test_all_outputs_when_none_requested_and_request_order_otherwise():
+    assert postprocess.select_outputs([]) == ["probabilities", "one_hot", "label"]
+    assert postprocess.select_outputs(["label", "probabilities", "label"]) == ["label", "probabilities"]
+
+
+def test_unknown_output_is_invalid_input_naming_the_valid_ones():
+    with pytest.raises(InvalidInput, match="unknown output 'logits'.*probabilities, one_hot, label"):
+        postprocess.select_outputs(["logits"])
+
+
+@pytest.mark.parametrize("raw, want", [(0.3, 0.3), (1, 1.0), (0, 0.0), ("0.75", 0.75)])
+def test_threshold_accepts_double_int_and_numeric_string(raw, want):
+    assert postprocess.parse_threshold({"threshold": raw}) == want
+
+
+@pytest.mark.parametrize("raw", [1.5, -0.1, float("nan"), float("inf"), "high", True, None])
+def test_threshold_outside_unit_interval_or_not_a_number_is_refused(raw):
+    with pytest.raises(InvalidInput, match="threshold"):
+        postprocess.parse_threshold({"threshold": raw})
+
+
+def test_no_threshold_parameter_means_default():
+    assert postprocess.parse_threshold({"other": 1}) is None
+
+
+def test_binary_threshold_recomputes_one_hot_and_label():
+    p1 = np.array([0.1, 0.4, 0.6, 0.9], np.float32)
+    probs = np.stack([1 - p1, p1], axis=1)
+    graph = {"probabilities": probs, "one_hot": np.zeros((4, 2), np.float32), "label": np.zeros(4, np.int64)}
+    out = postprocess.finish(graph, card("binary", 0.5, 2), ["one_hot", "label"], 0.35)
+    want_pos = p1 >= 0.35  # the rule written out independently of zoo.decision
+    np.testing.assert_array_equal(out["label"], want_pos.astype(np.int64))
+    np.testing.assert_array_equal(out["one_hot"], np.stack([~want_pos, want_pos], 1).astype(np.float32))
+    assert list(out) == ["one_hot", "label"]
+
+
+def test_multiclass_high_threshold_yields_no_class():
+    probs = np.array([[0.5, 0.3, 0.2], [0.1, 0.85, 0.05]], np.float32)
+    graph = {"probabilities": probs, "one_hot": np.eye(3, dtype=np.float32)[[0, 1]], "label": np.array([0, 1])}
+    out = postprocess.finish(graph, card("multiclass", 0.0, 3), ["one_hot", "label"], 0.8)
+    np.testing.assert_array_equal(out["label"], [-1, 1])
+    np.testing.assert_array_equal(out["one_hot"], [[0, 0, 0], [0, 1, 0]])
+
+
+def test_default_threshold_keeps_the_graph_outputs():
+    graph = {"probabilities": np.array([[0.4, 0.6]], np.float32), "one_hot": np.array([[7.0, 7.0]], np.float32), "label": np.array([9])}
+    out = postprocess.finish(graph, card("binary", 0.5, 2), ["one_hot", "label"], None)
+    assert out["one_hot"] is graph["one_hot"] and out["label"] is graph["label"]
