@@ -305,15 +305,20 @@ def bootstrap_default_zoo(repository: str, runs_dir: str, echo=click.echo) -> li
 def serve(repository, runs_dir, host, port, metrics_port, max_batch_size, max_queue_delay_us, require_gpu, poll_interval,
           intra_op_threads, no_bootstrap) -> None:
     """Serve the repository over KServe v2 gRPC (trains and exports the default zoo first when it is empty)."""
+    import logging
     import os
 
     from zoo import repository as repo
-    from zoo.server.settings import ServerSettings
+    from zoo.server.settings import ServerSettings, env_defaults
 
     flags = dict(repository=repository, host=host, port=port, metrics_port=metrics_port, max_batch_size=max_batch_size,
                  max_queue_delay_us=max_queue_delay_us, require_gpu=require_gpu, poll_interval_s=poll_interval,
                  intra_op_threads=intra_op_threads)
-    settings = ServerSettings.from_env_and_flags(os.environ, {k: v for k, v in flags.items() if v is not None})
+    try:  # flags win over ZOO_* variables, which win over the defaults
+        settings = ServerSettings(**{**env_defaults(os.environ), **{k: v for k, v in flags.items() if v is not None}}).validate()
+    except ValueError as e:
+        _fail(str(e))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if not no_bootstrap and not repo.model_names(settings.repository):
         click.echo(f"{settings.repository} holds no models: training and exporting the default zoo first")
         bootstrap_default_zoo(str(settings.repository), runs_dir)
@@ -321,6 +326,14 @@ def serve(repository, runs_dir, host, port, metrics_port, max_batch_size, max_qu
 
     sys.exit(run(settings))
 
+
+def _register_predict() -> None:
+    from zoo.predict import predict
+
+    main.add_command(predict)
+
+
+_register_predict()
 
 if __name__ == "__main__":
     main()

@@ -96,6 +96,29 @@ class MLP(nn.Module):
         return logits_to_probabilities(self(x), self.spec.task)
 
 
+def functional_forward(model: MLP):
+    """The layers as one plain function of the same parameters: no nn.Module call overhead per layer.
+
+    Training steps of small MLPs are bound by per-call overhead, so the loop uses this; it computes
+    exactly what `model.layers` computes (a test checks) and respects dropout only in training mode.
+    """
+    act = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid}[model.spec.activation]
+    linears = [m for m in model.layers if isinstance(m, nn.Linear)]
+    hidden = [(m.weight, m.bias) for m in linears[:-1]]
+    w_out, b_out = linears[-1].weight, linears[-1].bias
+    p = model.spec.dropout
+    linear, dropout = nn.functional.linear, nn.functional.dropout
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        for w, b in hidden:
+            x = act(linear(x, w, b))
+            if p > 0:
+                x = dropout(x, p, model.training)
+        return linear(x, w_out, b_out)
+
+    return forward
+
+
 def logits_to_probabilities(logits: torch.Tensor, task: str) -> torch.Tensor:
     """Softmax for multiclass, sigmoid for multilabel, [1 - p, p] for binary."""
     if task == "multiclass":

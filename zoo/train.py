@@ -12,7 +12,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset as TorchDataset, Sampler
 
 from zoo.data.dataset import Dataset, stratified_split
-from zoo.model import MLP, MLPSpec, count_parameters, fit_normalization
+from zoo.model import MLP, MLPSpec, count_parameters, fit_normalization, functional_forward
 from zoo.optim import make_optimizer
 
 
@@ -101,8 +101,8 @@ def resolve_device(name: str) -> torch.device:
 def loss_function(task: str):
     """Cross-entropy for multiclass, binary cross-entropy on logits otherwise."""
     if task == "multiclass":
-        return nn.CrossEntropyLoss()
-    bce = nn.BCEWithLogitsLoss()
+        return nn.functional.cross_entropy
+    bce = nn.functional.binary_cross_entropy_with_logits
     if task == "binary":
         return lambda logits, y: bce(logits[:, 0], y)
     return bce
@@ -153,7 +153,7 @@ def fit(data: Dataset, cfg: TrainConfig, *, on_epoch=None) -> TrainResult:
     loss_fn = loss_function(data.task)
     opt = make_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay)
     loader = make_loader(Xtr, ytr, cfg.batch_size, torch.Generator().manual_seed(cfg.seed))
-    net = model.layers
+    net = functional_forward(model)  # built after the optimizer rebinds the parameters to its flat buffer
 
     history: list[dict] = []
     best_loss, best_state, best_epoch, stale = float("inf"), None, 0, 0

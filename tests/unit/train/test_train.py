@@ -76,3 +76,19 @@ def test_asking_for_cuda_without_one_is_an_error():
         pytest.skip("a GPU is present")
     with pytest.raises(RuntimeError, match="no CUDA device"):
         fit(get_recipe("iris").load(), small_cfg(device="cuda"))
+
+
+@pytest.mark.parametrize("activation, dropout", [("relu", 0.0), ("tanh", 0.0), ("sigmoid", 0.3)])
+def test_functional_forward_equals_the_layers(activation, dropout):
+    from zoo.model import functional_forward
+
+    torch.manual_seed(0)
+    m = MLP(MLPSpec(6, 4, hidden=(9, 5), activation=activation, dropout=dropout)).eval()
+    x = torch.randn(11, 6)
+    torch.testing.assert_close(functional_forward(m)(x), m.layers(x), rtol=0, atol=0)
+    if dropout:
+        m.train()
+        torch.manual_seed(1)
+        a = functional_forward(m)(x)
+        torch.manual_seed(1)
+        torch.testing.assert_close(a, m.layers(x), rtol=0, atol=0)

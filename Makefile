@@ -1,0 +1,29 @@
+# Two commands on a fresh machine:  `make serve` (the service on the default zoo)  and  `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch first and pinned: here it is the CPU build on local disk; an unpinned torch would pull a multi-GB CUDA build.
+TORCH ?= torch==2.13.0
+
+.PHONY: setup serve test bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check "$(TORCH)"
+	$(BIN)/pip install -q --disable-pip-version-check -e ".[dev]"
+	touch $@
+
+serve: setup  ## train + export the default zoo when ./models is empty, then serve it on :8001 (metrics :8002)
+	$(BIN)/zoo serve
+
+test: setup
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python bench/train_bench.py
+	$(BIN)/python bench/serve_bench.py
+
+clean:
+	rm -rf $(VENV) runs models bench/out .pytest_cache

@@ -1,0 +1,75 @@
+"""The CLI end to end through the installed `zoo` console script, in a temp working folder."""
+
+import json
+import subprocess
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from tests.conftest import zoo_executable
+
+
+def zoo(*args, cwd, check=True):
+    p = subprocess.run([zoo_executable(), *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+    if check and p.returncode != 0:
+        raise AssertionError(f"zoo {' '.join(args)} exited {p.returncode}\nstdout:\n{p.stdout}\nstderr:\n{p.stderr}")
+    return p
+
+
+def test_train_export_info_evaluate_list(tmp_path):
+    out = zoo("train", "iris", "--epochs", "40", "--hidden", "16", "--quiet", cwd=tmp_path).stdout
+    assert "test accuracy" in out
+    (run,) = (tmp_path / "runs" / "iris").iterdir()
+    for f in ("model.safetensors", "model.json", "train_config.json", "metrics.json", "training_curve.png", "confusion_matrix.png"):
+        assert (run / f).is_file(), f
+    assert json.loads((run / "train_config.json").read_text())["hidden"] == [16]
+    assert (run / "training_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "exported iris version 1" in zoo("export", "iris", cwd=tmp_path).stdout
+    model = tmp_path / "models" / "iris" / "1" / "model.onnx"
+    sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    p, oh, lab = sess.run(None, {"input": np.array([[5.1, 3.5, 1.4, 0.2]], dtype=np.float32)})
+    assert lab.tolist() == [0] and oh.tolist() == [[1.0, 0.0, 0.0]]  # a textbook setosa
+    info = zoo("info", "iris", cwd=tmp_path).stdout
+    assert "setosa, versicolor, virginica" in info and "passed=True" in info
+    meta = json.loads(zoo("info", "iris", "--json", cwd=tmp_path).stdout)
+    assert meta["version"] == 1 and meta["task"] == "multiclass"
+    ev = zoo("evaluate", "iris", "--plot", "cm.png", cwd=tmp_path).stdout
+    assert "accuracy" in ev and "virginica" in ev and (tmp_path / "cm.png").is_file()
+    listing = zoo("list", cwd=tmp_path).stdout
+    assert "fashion-mnist" in listing and "versions 1" in listing
+
+
+def test_train_own_csv_and_evaluate_it(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 3))
+    y = np.where(X[:, 0] + X[:, 1] > 0, "up", "down")
+    lines = ["label,b,a,c"] + [f"{lab},{r[1]},{r[0]},{r[2]}" for lab, r in zip(y, X)]
+    (tmp_path / "moves.csv").write_text("\n".join(lines) + "\n")
+    zoo("train", "--data", "moves.csv", "--target", "label", "--epochs", "20", "-q", cwd=tmp_path)
+    zoo("export", "moves", cwd=tmp_path)
+    meta = json.loads((tmp_path / "models" / "moves" / "1" / "metadata.json").read_text())
+    assert meta["class_names"] == ["down", "up"] and meta["feature_names"] == ["b", "a", "c"] and meta["task"] == "binary"
+    ev = zoo("evaluate", "moves", "--data", "moves.csv", "--target", "label", cwd=tmp_path).stdout
+    acc = float(ev.split("accuracy ")[1].split()[0])
+    assert acc > 0.9
+
+
+@pytest.mark.parametrize("content, message", [
+    ("a,b\n1,2\n", "no target column 'label'"),
+    ("a,label\n1,x\nseven,y\n", "column 'a', line 3: 'seven' is not a number"),
+])
+def test_bad_csv_fails_cleanly_and_writes_nothing(tmp_path, content, message):
+    (tmp_path / "bad.csv").write_text(content)
+    p = zoo("train", "--data", "bad.csv", "--target", "label", cwd=tmp_path, check=False)
+    assert p.returncode != 0 and message in p.stderr and "Traceback" not in p.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_export_without_a_run_and_unknown_recipe(tmp_path):
+    p = zoo("export", "wine", cwd=tmp_path, check=False)
+    assert p.returncode == 1 and "zoo train wine" in p.stderr
+    p = zoo("train", "cifar", cwd=tmp_path, check=False)
+    assert p.returncode == 1 and "known recipes" in p.stderr
+    p = zoo("info", "nothing", cwd=tmp_path, check=False)
+    assert p.returncode == 1 and "no model 'nothing'" in p.stderr

@@ -1,0 +1,156 @@
+"""`zoo predict`: send the rows of a CSV/NPY/NPZ file to a running zoo server and print or save the answers."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+
+SUFFIXES = (".csv", ".npy", ".npz")
+
+
+def _fail(message: str) -> None:
+    """Print a one-line error and exit 1."""
+    click.secho(f"error: {message}", fg="red", err=True)
+    sys.exit(1)
+
+
+def _csv_header(path: Path) -> list[str]:
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        for row in csv.reader(f):
+            if any(cell.strip() for cell in row):
+                return [c.strip() for c in row]
+    return []
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _read_npz(path: Path) -> tuple[np.ndarray, list[str] | None]:
+    with np.load(path, allow_pickle=False) as z:
+        if "X" not in z:
+            raise ValueError(f"{path}: expected an array 'X' of rows; found {', '.join(z.files) or 'none'}")
+        names = [str(s) for s in z["feature_names"]] if "feature_names" in z else None
+        return np.asarray(z["X"], dtype=np.float64), names
+
+
+def read_input(path: Path, features: list[str]) -> np.ndarray:
+    """The file's rows as [N, F] in the model's feature order.
+
+    Named columns (a CSV header, an NPZ's feature_names) are matched to the model's feature names, so their
+    order doesn't matter and other columns (a label) are ignored; unnamed columns are taken in file order.
+    """
+    from zoo.data.files import read_rows
+
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise ValueError(f"{path}: unsupported file type {suffix!r}; expected .csv, .npy or .npz")
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    names: list[str] | None = None
+    if suffix == ".csv":
+        header = _csv_header(path)
+        if header and all(_is_number(c) for c in header):  # no header line: every row is data
+            X = np.loadtxt(path, delimiter=",", dtype=np.float64, ndmin=2)
+        else:
+            # Columns that are not features (a label, an id) are read as "targets": kept out of X, not parsed as numbers.
+            extra = [h for h in header if h not in features] if set(features) <= set(header) else []
+            X, names, _ = read_rows(path, ",".join(extra) or None)
+    elif suffix == ".npz":
+        X, names = _read_npz(path)
+    else:
+        X, _, _ = read_rows(path, None)
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim == 1:
+        X = X[None, :]
+    if X.ndim != 2:
+        raise ValueError(f"{path}: expected rows [N, F]; got an array of shape {list(X.shape)}")
+    if names is not None and set(features) <= set(names):
+        return X[:, [names.index(f) for f in features]]
+    if names is not None and set(names) & set(features):
+        missing = [f for f in features if f not in names]
+        raise ValueError(f"{path}: missing feature column(s) {', '.join(missing)}; the model needs {', '.join(features)}")
+    if X.shape[1] != len(features):
+        raise ValueError(f"{path}: rows have {X.shape[1]} values; the model needs {len(features)} ({', '.join(features)})")
+    return X
+
+
+def records(pred) -> list[dict]:
+    """One JSON-ready dict per row: label name, probabilities by class name, one_hot as the set class names."""
+    names = pred.class_names
+    out = []
+    for i, (p, oh, k) in enumerate(zip(pred.probabilities.tolist(), pred.one_hot.tolist(), pred.labels.tolist())):
+        out.append({
+            "row": i,
+            "label": names[k] if k >= 0 else None,
+            "probabilities": dict(zip(names, p)),
+            "one_hot": [n for n, v in zip(names, oh) if v],
+        })
+    return out
+
+
+def write_csv(pred, path: Path) -> None:
+    """row, label, one probability column per class, one_hot as class names joined by '|'."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["row", "label", *pred.class_names, "one_hot"])
+    for r in records(pred):
+        w.writerow([r["row"], r["label"] or "", *(f"{p:.6g}" for p in r["probabilities"].values()), "|".join(r["one_hot"])])
+    path.write_text(buf.getvalue(), encoding="utf-8")
+
+
+def table(pred) -> str:
+    """A plain-text table: row, label name, its probability (the top probability when no class is set)."""
+    lines = [("row", "label", "probability")]
+    for i, (k, p) in enumerate(zip(pred.labels.tolist(), pred.probabilities.tolist())):
+        lines.append((str(i), pred.class_names[k] if k >= 0 else "(none)", f"{(p[k] if k >= 0 else max(p)):.4f}"))
+    widths = [max(len(line[c]) for line in lines) for c in range(3)]
+    return "\n".join(f"{a:>{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}" for a, b, c in lines)
+
+
+@click.command()
+@click.argument("model")
+@click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Rows to predict: .csv (header names matched to the model's features), .npy or .npz (array X).")
+@click.option("--url", default="localhost:8001", show_default=True, help="Server address host:port.")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=None, help="Decision threshold (default: the model's own).")
+@click.option("--version", "model_version", default=None, help="Model version (default: the latest the server serves).")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write .csv or .json instead of printing a table.")
+@click.option("--tls", is_flag=True, help="Connect over TLS (system root certificates).")
+@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds per server call.")
+def predict(model, input_path, url, threshold, model_version, output, tls, timeout) -> None:
+    """Send the rows of a file to a running zoo server and print (or save) the predictions."""
+    from zoo.client import ClientError, ZooClient
+    from zoo.data.dataset import DataError
+
+    if output is not None and output.suffix.lower() not in (".csv", ".json"):
+        _fail(f"{output}: unsupported output type {output.suffix!r}; expected .csv or .json")
+    try:
+        with ZooClient(url, tls=tls, timeout=timeout) as client:
+            info = client.metadata(model, model_version)
+            X = read_input(input_path, info.feature_names)
+            pred = client.predict(model, X, threshold=threshold, version=model_version)
+    except ClientError as e:
+        where = f"server {url}" if e.code.name in ("UNAVAILABLE", "DEADLINE_EXCEEDED") else f"model {model!r}"
+        _fail(f"{where}: {e.code.name}: {e.details}")
+    except (DataError, ValueError, OSError) as e:
+        _fail(str(e))
+    if output is None:
+        click.echo(table(pred))
+    elif output.suffix.lower() == ".csv":
+        write_csv(pred, output)
+        click.echo(f"wrote {len(pred)} predictions of {model} v{pred.version} to {output}")
+    else:
+        output.write_text(json.dumps(records(pred), indent=2) + "\n", encoding="utf-8")
+        click.echo(f"wrote {len(pred)} predictions of {model} v{pred.version} to {output}")
