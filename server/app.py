@@ -27,10 +27,17 @@ log = logging.getLogger("zoo.server")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
 
 
-def bind(server: grpc.aio.Server, host: str, port: int) -> int:
-    """Bind an insecure port and return the port really bound (port 0 picks a free one, race-free)."""
+def bind(server: grpc.aio.Server, host: str, port: int, tls_cert: str = "", tls_key: str = "") -> int:
+    """Bind the port (TLS when a certificate and key are given) and return the port really bound (0 picks a free one)."""
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    bound = server.add_insecure_port(address)
+    if tls_cert or tls_key:
+        if not (tls_cert and tls_key):
+            raise ValueError("TLS needs both --tls-cert and --tls-key")
+        with open(tls_key, "rb") as k, open(tls_cert, "rb") as c:
+            creds = grpc.ssl_server_credentials([(k.read(), c.read())])
+        bound = server.add_secure_port(address, creds)
+    else:
+        bound = server.add_insecure_port(address)
     if not bound:  # older grpcio reports failure as 0 instead of raising
         raise RuntimeError(f"could not bind {address}")
     return bound
@@ -76,7 +83,7 @@ class ZooServer:
         reflection.enable_server_reflection(
             [SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], self._server
         )
-        self.port = bind(self._server, s.host, s.port)
+        self.port = bind(self._server, s.host, s.port, s.tls_cert, s.tls_key)
         await self._server.start()
         if s.metrics_port >= 0:
             self.metrics_port = self.metrics.serve_http(s.host, s.metrics_port)
@@ -155,6 +162,8 @@ def parse_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str]
     p.add_argument("--intra-op-threads", type=int, help=f"onnxruntime threads per model (default {d.intra_op_threads})")
     p.add_argument("--max-message-bytes", type=int, help=f"gRPC message size cap (default {d.max_message_bytes})")
     p.add_argument("--grace", dest="grace_s", type=float, help=f"seconds to drain on shutdown (default {d.grace_s})")
+    p.add_argument("--tls-cert", help="PEM certificate chain: serve gRPC over TLS (with --tls-key)")
+    p.add_argument("--tls-key", help="PEM private key for --tls-cert")
     args = vars(p.parse_args(argv))
     values = env_defaults(os.environ if environ is None else environ)
     values.update({k: v for k, v in args.items() if v is not None})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 from zoo.proto import grpc_service_pb2 as pb
@@ -91,8 +92,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             "version": str(lv.version),
             "task": card.task,
             "default_threshold": repr(card.default_threshold),
-            "feature_names": ",".join(card.feature_names),
-            "class_names": ",".join(card.class_names),
+            # JSON lists: names may hold commas ("T-shirt/top, long" is a fine class name)
+            "feature_names": json.dumps(card.feature_names),
+            "class_names": json.dumps(card.class_names),
         }
         for k, v in params.items():
             cfg.parameters[k].string_value = v

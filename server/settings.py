@@ -24,6 +24,8 @@ class ServerSettings:
     poll_interval_s: float = 0.0  # rescan the repository every N seconds; 0 = only on RepositoryModelLoad
     max_message_bytes: int = 64 * 1024 * 1024  # gRPC send/receive cap: max_batch_size rows of a wide model fit
     grace_s: float = 10.0  # how long in-flight requests may take to finish on shutdown
+    tls_cert: str = ""  # PEM certificate chain; with tls_key, the gRPC port speaks TLS
+    tls_key: str = ""  # PEM private key
 
     @property
     def queue_rows(self) -> int:

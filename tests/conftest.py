@@ -23,7 +23,11 @@ def zoo_executable() -> str:
 
 @pytest.fixture(scope="session")
 def runs_and_repo(tmp_path_factory):
-    """Train (few epochs) and export iris and breast-cancer into a temp repository: (runs_dir, repo_dir)."""
+    """Train (few epochs) and export into a temp repository: (runs_dir, repo_dir).
+
+    iris gets versions 1 and 2 (two runs with different seeds, so the versions answer differently);
+    breast-cancer is the binary model, version 1.
+    """
     pytest.importorskip("torch")
     from zoo.checkpoint import load_run, save_run
     from zoo.data import get_recipe
@@ -32,10 +36,10 @@ def runs_and_repo(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("zoo")
     runs, repo = root / "runs", root / "models"
-    for name in TEST_EXPORTS:
+    for name, seed in [*((n, 0) for n in TEST_EXPORTS), ("iris", 1)]:
         r = get_recipe(name)
         data = r.load()
-        cfg = TrainConfig(**r.defaults)
+        cfg = TrainConfig(**{**r.defaults, "seed": seed})
         res = fit(data, cfg)
         path = save_run(runs, name, res.model, data, cfg.to_dict(), res.metrics, res.history)
         export_run(load_run(path), repo, name=name)
@@ -44,7 +48,7 @@ def runs_and_repo(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def exported_repo(runs_and_repo) -> Path:
-    """A model repository holding real exports of iris (multiclass) and breast-cancer (binary)."""
+    """A model repository holding real exports of iris (multiclass, v1 and v2) and breast-cancer (binary, v1)."""
     return runs_and_repo[1]
 
 

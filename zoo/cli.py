@@ -301,9 +301,11 @@ def bootstrap_default_zoo(repository: str, runs_dir: str, echo=click.echo) -> li
 @click.option("--require-gpu", is_flag=True, default=None, help="Fail at start-up unless the CUDA provider is really in use.")
 @click.option("--poll-interval", type=float, default=None, help="Seconds between repository polls for new versions (0 = off).")
 @click.option("--intra-op-threads", type=click.IntRange(1), default=None, help="onnxruntime intra-op threads per model.")
+@click.option("--tls-cert", type=click.Path(dir_okay=False, exists=True), help="PEM certificate: serve over TLS (with --tls-key).")
+@click.option("--tls-key", type=click.Path(dir_okay=False, exists=True), help="PEM private key for --tls-cert.")
 @click.option("--no-bootstrap", is_flag=True, help="Serve an empty repository as it is instead of training the default zoo.")
 def serve(repository, runs_dir, host, port, metrics_port, max_batch_size, max_queue_delay_us, require_gpu, poll_interval,
-          intra_op_threads, no_bootstrap) -> None:
+          intra_op_threads, tls_cert, tls_key, no_bootstrap) -> None:
     """Serve the repository over KServe v2 gRPC (trains and exports the default zoo first when it is empty)."""
     import logging
     import os
@@ -313,7 +315,7 @@ def serve(repository, runs_dir, host, port, metrics_port, max_batch_size, max_qu
 
     flags = dict(repository=repository, host=host, port=port, metrics_port=metrics_port, max_batch_size=max_batch_size,
                  max_queue_delay_us=max_queue_delay_us, require_gpu=require_gpu, poll_interval_s=poll_interval,
-                 intra_op_threads=intra_op_threads)
+                 intra_op_threads=intra_op_threads, tls_cert=tls_cert, tls_key=tls_key)
     try:  # flags win over ZOO_* variables, which win over the defaults
         settings = ServerSettings(**{**env_defaults(os.environ), **{k: v for k, v in flags.items() if v is not None}}).validate()
     except ValueError as e:

@@ -1,7 +1,6 @@
-"""Fixtures for the server integration tests: a model repository and running servers.
+"""Fixtures for the server integration tests: a repository of real exports and running servers.
 
-`model_repo` is the one fixture to swap for a repository produced by the real exporter: every test
-reads model facts from metadata.json (via zoo.repository), never from constants here.
+Every test reads model facts from metadata.json (via zoo.repository), never from constants here.
 """
 
 from __future__ import annotations
@@ -11,19 +10,17 @@ from pathlib import Path
 
 import grpc
 import pytest
-from tests.integration.server.server_helpers import ThreadServer, settings_for, write_version
+from tests.integration.server.server_helpers import ThreadServer, copy_version, settings_for
 
 from zoo import repository
 from zoo.proto import grpc_service_pb2_grpc as pb_grpc
 
 
 @pytest.fixture(scope="session")
-def model_repo(tmp_path_factory) -> Path:
-    """A repository of good models: iris (multiclass, v1 and v2) and spam (binary). Swap for a real export."""
-    root = tmp_path_factory.mktemp("models")
-    write_version(root, "iris", 1, seed=1)
-    write_version(root, "iris", 2, seed=2)
-    write_version(root, "spam", 1, task="binary", feature_names=["f0", "f1", "f2"], seed=3)
+def model_repo(exported_repo, tmp_path_factory) -> Path:
+    """Real exports: iris (multiclass, v1 and v2, trained with different seeds) and breast-cancer (binary, v1)."""
+    root = tmp_path_factory.mktemp("models") / "models"
+    shutil.copytree(exported_repo, root)
     return root
 
 
@@ -32,7 +29,7 @@ def served_repo(model_repo, tmp_path_factory) -> Path:
     """model_repo plus a corrupt model (`broken`: its bytes no longer match the recorded SHA-256)."""
     root = tmp_path_factory.mktemp("served") / "models"
     shutil.copytree(model_repo, root)
-    write_version(root, "broken", 1, seed=9)
+    copy_version(model_repo, "iris", 1, root, "broken", 1)
     path = root / "broken" / "1" / repository.MODEL_FILE
     path.write_bytes(path.read_bytes()[:-16] + b"\0" * 16)
     return root

@@ -1,10 +1,11 @@
-"""Helpers of the server integration tests: fixture models built with onnx.helper, servers, request codecs."""
+"""Helpers of the server integration tests: copies of real exported versions, servers, request codecs."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -16,118 +17,34 @@ import numpy as np
 from zoo import repository
 from zoo.proto import grpc_service_pb2 as pb
 
-IRIS_FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
-IRIS_CLASSES = ["setosa", "versicolor", "virginica"]
 STARTUP_S = 60
 
 
-def build_onnx(task: str, n_features: int, n_classes: int, threshold: float, seed: int) -> bytes:
-    """A small MLP-shaped graph honouring the model contract: raw input -> normalise -> Gemm -> probabilities, one_hot, label."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+def copy_version(src_repo: Path, src_name: str, src_version: int, root: Path, name: str, version: int) -> Path:
+    """Publish a copy of a real exported version as <root>/<name>/<version>/, atomically as the exporter does.
 
-    rng = np.random.default_rng(seed)
-    mean = rng.normal(0, 1, n_features).astype(np.float32)
-    std = rng.uniform(0.5, 2, n_features).astype(np.float32)
-    width = 1 if task == "binary" else n_classes
-    w = rng.normal(0, 1, (n_features, width)).astype(np.float32)
-    b = rng.normal(0, 0.1, width).astype(np.float32)
-    inits = [
-        numpy_helper.from_array(mean, "mean"),
-        numpy_helper.from_array(std, "std"),
-        numpy_helper.from_array(w, "W"),
-        numpy_helper.from_array(b, "B"),
-        numpy_helper.from_array(np.array(threshold, dtype=np.float32), "t"),
-        numpy_helper.from_array(np.array([1], dtype=np.int64), "axis1"),
-        numpy_helper.from_array(np.array(1.0, dtype=np.float32), "one"),
-        numpy_helper.from_array(np.array(-1, dtype=np.int64), "minus1"),
-    ]
-    nodes = [
-        helper.make_node("Sub", ["input", "mean"], ["centred"]),
-        helper.make_node("Div", ["centred", "std"], ["scaled"]),
-        helper.make_node("Gemm", ["scaled", "W", "B"], ["logits"]),
-    ]
-    if task == "binary":
-        nodes += [
-            helper.make_node("Sigmoid", ["logits"], ["p1"]),
-            helper.make_node("Sub", ["one", "p1"], ["p0"]),
-            helper.make_node("Concat", ["p0", "p1"], ["probabilities"], axis=1),
-            helper.make_node("GreaterOrEqual", ["p1", "t"], ["pos"]),
-            helper.make_node("Not", ["pos"], ["neg"]),
-            helper.make_node("Concat", ["neg", "pos"], ["oh_bool"], axis=1),
-            helper.make_node("Cast", ["oh_bool"], ["one_hot"], to=TensorProto.FLOAT),
-            helper.make_node("Squeeze", ["pos", "axis1"], ["pos1"]),
-            helper.make_node("Cast", ["pos1"], ["label"], to=TensorProto.INT64),
-        ]
-    else:
-        nodes += [
-            helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
-            helper.make_node("ArgMax", ["probabilities"], ["k"], axis=1, keepdims=0),
-            helper.make_node("ReduceMax", ["probabilities", "axis1"], ["top"], keepdims=1),
-            helper.make_node("GreaterOrEqual", ["top", "t"], ["set"]),
-            helper.make_node("Equal", ["probabilities", "top"], ["is_top"]),
-            helper.make_node("And", ["is_top", "set"], ["oh_bool"]),
-            helper.make_node("Cast", ["oh_bool"], ["one_hot"], to=TensorProto.FLOAT),
-            helper.make_node("Squeeze", ["set", "axis1"], ["set1"]),
-            helper.make_node("Where", ["set1", "k", "minus1"], ["label"]),
-        ]
-    graph = helper.make_graph(
-        nodes,
-        "fixture",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", n_features])],
-        [
-            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", n_classes]),
-            helper.make_tensor_value_info("one_hot", TensorProto.FLOAT, ["N", n_classes]),
-            helper.make_tensor_value_info("label", TensorProto.INT64, ["N"]),
-        ],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=9)
-    onnx.checker.check_model(model)
-    return model.SerializeToString()
-
-
-def write_version(
-    root: Path,
-    name: str,
-    version: int,
-    *,
-    task: str = "multiclass",
-    feature_names: list[str] | None = None,
-    class_names: list[str] | None = None,
-    threshold: float | None = None,
-    seed: int = 0,
-) -> Path:
-    """Write <root>/<name>/<version>/ (model.onnx + metadata.json) atomically, as the exporter does."""
-    import onnxruntime as ort
-
-    from zoo import decision
-
-    feature_names = feature_names or IRIS_FEATURES
-    class_names = class_names or (["negative", "positive"] if task == "binary" else IRIS_CLASSES)
-    threshold = decision.default_threshold(task) if threshold is None else threshold
-    data = build_onnx(task, len(feature_names), len(class_names), threshold, seed)
+    Only metadata.json's name and version change; model.onnx keeps its bytes, so the recorded SHA-256 still holds.
+    """
+    src = repository.version_dir(src_repo, src_name, src_version)
     staging = root / name / f".staging-{version}-{os.getpid()}"
     staging.mkdir(parents=True, exist_ok=True)
-    (staging / repository.MODEL_FILE).write_bytes(data)
-    rows = np.random.default_rng(seed + 1).normal(0, 2, (8, len(feature_names))).astype(np.float32)
-    sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-    probs = sess.run(["probabilities"], {"input": rows})[0]
-    meta = {
-        "name": name,
-        "version": version,
-        "task": task,
-        "feature_names": feature_names,
-        "class_names": class_names,
-        "default_threshold": threshold,
-        "model_sha256": repository.sha256_file(staging / repository.MODEL_FILE),
-        "selfcheck": {"inputs": rows.tolist(), "probabilities": probs.tolist()},
-        "opset": 18,
-    }
+    shutil.copyfile(src / repository.MODEL_FILE, staging / repository.MODEL_FILE)
+    meta = json.loads((src / repository.METADATA_FILE).read_text(encoding="utf-8"))
+    meta.update(name=name, version=version)
     (staging / repository.METADATA_FILE).write_text(json.dumps(meta), encoding="utf-8")
     final = repository.version_dir(root, name, version)
     os.rename(staging, final)  # the version appears complete or not at all
     return final
+
+
+def rows_for(repo: Path, model: str, n: int, seed: int = 0, version: int | None = None) -> np.ndarray:
+    """n plausible FP32 rows for a model: drawn around the training normalisation recorded at export."""
+    card = repository.read_card(repo, model, version or repository.latest_version(repo, model))
+    norm = card.extra.get("normalization") or {}
+    mean = np.asarray(norm.get("mean") or [0.0] * card.num_features, dtype=np.float64)
+    std = np.asarray(norm.get("std") or [1.0] * card.num_features, dtype=np.float64)
+    z = np.random.default_rng(seed).normal(0, 1, (n, card.num_features))
+    return (mean + std * z).astype(np.float32)
 
 
 class ThreadServer:

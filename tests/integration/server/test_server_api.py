@@ -1,6 +1,8 @@
-"""A real server on an ephemeral port over the fixture repository: protocol, predictions, errors, batching."""
+"""A real server on an ephemeral port over a repository of real exports: protocol, predictions, errors, batching."""
 
 from __future__ import annotations
+
+import json
 
 import threading
 import urllib.request
@@ -9,16 +11,11 @@ import grpc
 import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from tests.integration.server.server_helpers import decode_response, infer_request, reference
+from tests.integration.server.server_helpers import decode_response, infer_request, reference, rows_for
 
 from zoo import decision, repository
 from zoo.proto import grpc_service_pb2 as pb
 from zoo.proto import grpc_service_pb2_grpc as pb_grpc
-
-
-def rows_for(repo, model: str, n: int, seed: int = 0) -> np.ndarray:
-    card = repository.read_card(repo, model, repository.latest_version(repo, model))
-    return np.random.default_rng(seed).normal(0, 2, (n, card.num_features)).astype(np.float32)
 
 
 def test_liveness_readiness_and_health(stub, server):
@@ -49,7 +46,8 @@ def test_model_metadata_and_config_reflect_the_card(stub, served_repo):
     assert [(o.name, list(o.dims)) for o in cfg.output] == [("probabilities", [c]), ("one_hot", [c]), ("label", [1])]
     assert cfg.dynamic_batching.max_queue_delay_microseconds == 2000
     assert cfg.parameters["execution_provider"].string_value in ("CPUExecutionProvider", "CUDAExecutionProvider")
-    assert cfg.parameters["feature_names"].string_value == ",".join(card.feature_names)
+    assert json.loads(cfg.parameters["feature_names"].string_value) == card.feature_names
+    assert json.loads(cfg.parameters["class_names"].string_value) == card.class_names
     assert cfg.parameters["version"].string_value == "2"
 
 
@@ -61,10 +59,10 @@ def test_server_metadata_and_repository_index(stub):
     state, reason = index[("broken", "1")]
     assert state == "UNAVAILABLE" and "corrupt" in reason
     ready = {m.name for m in stub.RepositoryIndex(pb.RepositoryIndexRequest(ready=True)).models}
-    assert ready == {"iris", "spam"}
+    assert ready == {"iris", "breast-cancer"}
 
 
-@pytest.mark.parametrize("model, version", [("iris", ""), ("iris", "1"), ("spam", "")])
+@pytest.mark.parametrize("model, version", [("iris", ""), ("iris", "1"), ("breast-cancer", "")])
 def test_predictions_equal_in_process_onnxruntime(stub, served_repo, model, version):
     x = rows_for(served_repo, model, 37, seed=4)
     resp = stub.ModelInfer(infer_request(model, x, version=version))
@@ -77,7 +75,7 @@ def test_predictions_equal_in_process_onnxruntime(stub, served_repo, model, vers
     np.testing.assert_array_equal(got["label"], want["label"])
 
 
-@pytest.mark.parametrize("model", ["iris", "spam"])
+@pytest.mark.parametrize("model", ["iris", "breast-cancer"])
 def test_one_hot_equals_thresholded_probabilities_default_and_per_request(stub, served_repo, model):
     card = repository.read_card(served_repo, model, repository.latest_version(served_repo, model))
     x = rows_for(served_repo, model, 64, seed=5)
@@ -93,12 +91,12 @@ def test_one_hot_equals_thresholded_probabilities_default_and_per_request(stub, 
 
 
 def test_threshold_as_string_parameter_and_requested_output_subset(stub, served_repo):
-    x = rows_for(served_repo, "spam", 16, seed=6)
-    req = infer_request("spam", x, outputs=["label"])
+    x = rows_for(served_repo, "breast-cancer", 16, seed=6)
+    req = infer_request("breast-cancer", x, outputs=["label"])
     req.parameters["threshold"].string_param = "0.9"
     resp = stub.ModelInfer(req)
     assert [o.name for o in resp.outputs] == ["label"]
-    probs = reference(served_repo, "spam", 1, x)["probabilities"]
+    probs = reference(served_repo, "breast-cancer", 1, x)["probabilities"]
     np.testing.assert_array_equal(decode_response(resp)["label"], (probs[:, 1] >= np.float32(0.9)).astype(np.int64))
 
 

@@ -13,7 +13,9 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from tests.integration.server.server_helpers import ThreadServer, decode_response, infer_request, reference, settings_for, start_subprocess_server, write_version
+from tests.integration.server.server_helpers import (
+    ThreadServer, copy_version, decode_response, infer_request, reference, rows_for, settings_for, start_subprocess_server,
+)
 
 from zoo import repository
 from zoo.proto import grpc_service_pb2 as pb
@@ -44,14 +46,14 @@ def test_hot_swap_under_load_fails_no_request(model_repo, tmp_path, trigger):
     old = repository.latest_version(repo, "iris")
     poll = 0.2 if trigger == "poll" else 0.0
     srv = ThreadServer(settings_for(repo, poll_interval_s=poll)).start()
-    x = np.random.default_rng(3).normal(0, 2, (4, 4)).astype(np.float32)
+    x = rows_for(repo, "iris", 4, seed=3)
     stop, log, errors = threading.Event(), [], []
     clients = [threading.Thread(target=hammer, args=(srv.address, "iris", x, stop, log, errors)) for _ in range(4)]
     try:
         for c in clients:
             c.start()
         time.sleep(0.3)
-        write_version(repo, "iris", old + 1, seed=42)  # the "export" of a new version while clients hammer
+        copy_version(model_repo, "iris", 1, repo, "iris", old + 1)  # a new (real) version lands while clients hammer
         if trigger == "load_rpc":
             with grpc.insecure_channel(srv.address) as ch:
                 pb_grpc.GRPCInferenceServiceStub(ch).RepositoryModelLoad(pb.RepositoryModelLoadRequest(model_name="iris"))
@@ -83,7 +85,7 @@ def test_bad_new_version_does_not_take_over_and_unload_then_load(model_repo, tmp
         with grpc.insecure_channel(srv.address) as ch:
             s = pb_grpc.GRPCInferenceServiceStub(ch)
             latest = repository.latest_version(repo, "iris")
-            bad = write_version(repo, "iris", latest + 1, seed=5)
+            bad = copy_version(model_repo, "iris", 1, repo, "iris", latest + 1)
             meta = json.loads((bad / "metadata.json").read_text())
             meta["selfcheck"]["probabilities"][0][0] += 0.01  # the new version fails its self-check
             (bad / "metadata.json").write_text(json.dumps(meta))
@@ -93,13 +95,13 @@ def test_bad_new_version_does_not_take_over_and_unload_then_load(model_repo, tmp
             with pytest.raises(grpc.RpcError) as e:
                 s.ModelInfer(infer_request("iris", x, version=str(latest + 1)))
             assert e.value.code() == grpc.StatusCode.UNAVAILABLE and "selfcheck" in e.value.details()
-            s.RepositoryModelUnload(pb.RepositoryModelUnloadRequest(model_name="spam"))
-            assert not s.ModelReady(pb.ModelReadyRequest(name="spam")).ready
+            s.RepositoryModelUnload(pb.RepositoryModelUnloadRequest(model_name="breast-cancer"))
+            assert not s.ModelReady(pb.ModelReadyRequest(name="breast-cancer")).ready
             with pytest.raises(grpc.RpcError) as e:
-                s.ModelInfer(infer_request("spam", np.ones((1, 3), np.float32)))
+                s.ModelInfer(infer_request("breast-cancer", rows_for(repo, "breast-cancer", 1)))
             assert e.value.code() == grpc.StatusCode.UNAVAILABLE
-            s.RepositoryModelLoad(pb.RepositoryModelLoadRequest(model_name="spam"))
-            assert s.ModelReady(pb.ModelReadyRequest(name="spam")).ready
+            s.RepositoryModelLoad(pb.RepositoryModelLoadRequest(model_name="breast-cancer"))
+            assert s.ModelReady(pb.ModelReadyRequest(name="breast-cancer")).ready
             with pytest.raises(grpc.RpcError) as e:
                 s.RepositoryModelLoad(pb.RepositoryModelLoadRequest(model_name="nope"))
             assert e.value.code() == grpc.StatusCode.NOT_FOUND

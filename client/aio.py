@@ -1,0 +1,71 @@
+"""AsyncZooClient: the asyncio (grpc.aio) client, same API as ZooClient with `await`."""
+
+from __future__ import annotations
+
+import grpc
+
+from zoo.client import codec
+from zoo.client.codec import ModelInfo, Prediction
+from zoo.proto import grpc_service_pb2 as pb
+from zoo.proto import grpc_service_pb2_grpc as pb_grpc
+
+
+class AsyncZooClient:
+    """asyncio client of a zoo (KServe v2 gRPC) server; create it inside the running loop."""
+
+    def __init__(self, url: str, *, tls: bool = False, root_certificates: bytes | None = None, timeout: float | None = None,
+                 max_message_bytes: int = codec.DEFAULT_MAX_MESSAGE_BYTES):
+        self.url, self.timeout, self.max_message_bytes = url, timeout, max_message_bytes
+        options = codec.channel_options(max_message_bytes)
+        creds = codec.credentials(tls, root_certificates)
+        self._channel = grpc.aio.secure_channel(url, creds, options) if creds else grpc.aio.insecure_channel(url, options)
+        self._stub = pb_grpc.GRPCInferenceServiceStub(self._channel)
+        self._info: dict[tuple[str, str], ModelInfo] = {}
+
+    async def _call(self, method: str, request):
+        try:
+            return await getattr(self._stub, method)(request, timeout=self.timeout)
+        except grpc.RpcError as e:
+            raise codec.client_error(e) from None
+
+    async def is_live(self) -> bool:
+        """Whether the server process answers."""
+        return (await self._call("ServerLive", pb.ServerLiveRequest())).live
+
+    async def is_ready(self) -> bool:
+        """Whether the server is ready to serve."""
+        return (await self._call("ServerReady", pb.ServerReadyRequest())).ready
+
+    async def model_ready(self, name: str, version: str | int | None = None) -> bool:
+        """Whether the model (version) can serve now; ClientError NOT_FOUND for an unknown one."""
+        return (await self._call("ModelReady", pb.ModelReadyRequest(name=name, version=codec.version_str(version)))).ready
+
+    async def metadata(self, name: str, version: str | int | None = None) -> ModelInfo:
+        """Features, classes, task and tensors of a model version (the default version when None)."""
+        v = codec.version_str(version)
+        md = await self._call("ModelMetadata", pb.ModelMetadataRequest(name=name, version=v))
+        cfg = await self._call("ModelConfig", pb.ModelConfigRequest(name=name, version=v))
+        info = self._info[(name, v)] = codec.model_info(md, cfg)  # predict() reuses it for sizing and class names
+        return info
+
+    async def predict(self, model: str, X, threshold: float | None = None, version: str | int | None = None,
+                      outputs: list[str] | None = None) -> Prediction:
+        """Predict rows X ([F] or [N, F]); inputs over the message cap go as several requests, answered in order."""
+        plan = codec.predict_plan(self._info, self.max_message_bytes, model, X, threshold=threshold, version=version, outputs=outputs)
+        reply = None
+        while True:
+            try:
+                op = plan.send(reply)
+            except StopIteration as done:
+                return done.value
+            reply = await (self.metadata(op[1], op[2]) if op[0] == "info" else self._call("ModelInfer", op[1]))
+
+    async def close(self) -> None:
+        """Close the channel."""
+        await self._channel.close()
+
+    async def __aenter__(self) -> "AsyncZooClient":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()

@@ -1,0 +1,218 @@
+"""Request building and response decoding shared by the sync and async clients (no I/O here)."""
+
+from __future__ import annotations
+
+import json
+
+from dataclasses import dataclass, field
+
+import grpc
+import numpy as np
+
+from zoo.proto import grpc_service_pb2 as pb
+
+INPUT_NAME = "input"
+OUTPUT_NAMES = ("probabilities", "one_hot", "label")
+DTYPES = {"FP32": np.dtype("<f4"), "INT64": np.dtype("<i8")}
+DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # the server's default cap
+REQUEST_OVERHEAD_BYTES = 4096  # protobuf framing, names and parameters around the raw rows
+
+
+class ClientError(Exception):
+    """Any failed call: the gRPC status code and the server's message."""
+
+    def __init__(self, code: grpc.StatusCode, details: str):
+        super().__init__(f"{code.name}: {details}")
+        self.code = code
+        self.details = details
+
+
+def client_error(e: grpc.RpcError) -> ClientError:
+    """The ClientError for a failed RPC."""
+    return ClientError(e.code(), e.details() or "")
+
+
+@dataclass
+class ModelInfo:
+    """What the server reports about one model version (ModelMetadata + ModelConfig parameters)."""
+
+    name: str
+    version: str  # the version these facts describe
+    versions: list[str]  # every version the server has loaded
+    platform: str
+    task: str
+    feature_names: list[str]
+    class_names: list[str]
+    default_threshold: float | None
+    inputs: list[tuple[str, str, list[int]]] = field(default_factory=list)  # (name, datatype, shape)
+    outputs: list[tuple[str, str, list[int]]] = field(default_factory=list)
+
+    @property
+    def num_features(self) -> int:
+        """Width of an input row."""
+        return len(self.feature_names)
+
+    @property
+    def num_classes(self) -> int:
+        """Width of probabilities and one_hot."""
+        return len(self.class_names)
+
+
+@dataclass
+class Prediction:
+    """The answer for every row sent, in order; outputs not requested are None."""
+
+    model: str
+    version: str
+    class_names: list[str]
+    probabilities: np.ndarray | None  # FP32 [N, C]
+    one_hot: np.ndarray | None  # FP32 [N, C]
+    labels: np.ndarray | None  # INT64 [N]; -1 where no class is set
+
+    @property
+    def label_names(self) -> list[str | None]:
+        """Class name of each row's label (None where no class is set)."""
+        if self.labels is None:
+            raise ValueError("the label output was not requested")
+        return [self.class_names[k] if k >= 0 else None for k in self.labels.tolist()]
+
+    def __len__(self) -> int:
+        for a in (self.labels, self.probabilities, self.one_hot):
+            if a is not None:
+                return len(a)
+        return 0
+
+
+def as_rows(X) -> np.ndarray:
+    """X as a C-contiguous float32 [N, F] array (a 1-D row gets the batch dimension)."""
+    try:
+        x = np.asarray(X, dtype=np.float32)
+    except (TypeError, ValueError) as e:
+        raise ClientError(grpc.StatusCode.INVALID_ARGUMENT, f"input is not numeric: {e}") from None
+    if x.ndim == 1:
+        x = x[None, :]
+    if x.ndim != 2:
+        raise ClientError(grpc.StatusCode.INVALID_ARGUMENT, f"expected a row [F] or rows [N, F]; got shape {list(x.shape)}")
+    return np.ascontiguousarray(x)
+
+
+def rows_per_request(num_features: int, num_classes: int, max_message_bytes: int) -> int:
+    """How many rows fit one request and its response under the message cap (at least 1)."""
+    request_row = 4 * num_features
+    response_row = 8 * num_classes + 8  # probabilities + one_hot (FP32) + label (INT64)
+    budget = max_message_bytes - REQUEST_OVERHEAD_BYTES
+    return max(1, budget // max(request_row, response_row, 1))
+
+
+def split_rows(x: np.ndarray, rows: int) -> list[np.ndarray]:
+    """x cut into consecutive chunks of at most `rows` rows (an empty x stays one chunk, for the server to judge)."""
+    if len(x) <= rows:
+        return [x]
+    return [x[i:i + rows] for i in range(0, len(x), rows)]
+
+
+def infer_request(model: str, x: np.ndarray, *, version: str = "", threshold: float | None = None,
+                  outputs=None) -> pb.ModelInferRequest:
+    """A ModelInferRequest carrying x as little-endian FP32 in raw_input_contents."""
+    req = pb.ModelInferRequest(model_name=model, model_version=version)
+    req.inputs.add(name=INPUT_NAME, datatype="FP32", shape=list(x.shape))
+    req.raw_input_contents.append(x.astype("<f4", copy=False).tobytes())
+    for name in outputs or ():
+        req.outputs.add(name=name)
+    if threshold is not None:
+        req.parameters["threshold"].double_param = float(threshold)
+    return req
+
+
+def decode_outputs(resp: pb.ModelInferResponse) -> dict[str, np.ndarray]:
+    """The response's tensors by name (raw_output_contents or typed contents)."""
+    out: dict[str, np.ndarray] = {}
+    for i, t in enumerate(resp.outputs):
+        dtype = DTYPES.get(t.datatype)
+        if dtype is None:
+            raise ClientError(grpc.StatusCode.INTERNAL, f"output {t.name!r} has unsupported datatype {t.datatype}")
+        if i < len(resp.raw_output_contents):
+            arr = np.frombuffer(resp.raw_output_contents[i], dtype=dtype)
+        else:
+            arr = np.asarray(t.contents.fp32_contents if t.datatype == "FP32" else t.contents.int64_contents, dtype=dtype)
+        out[t.name] = arr.reshape([int(d) for d in t.shape]).astype(dtype.newbyteorder("="), copy=False)
+    return out
+
+
+def assemble(model: str, version: str, class_names: list[str], parts: list[dict[str, np.ndarray]]) -> Prediction:
+    """One Prediction from the decoded answers of consecutive chunks."""
+
+    def join(name: str) -> np.ndarray | None:
+        if any(name not in p for p in parts):
+            return None
+        return np.concatenate([p[name] for p in parts]) if len(parts) > 1 else parts[0][name]
+
+    return Prediction(model, version, class_names, join("probabilities"), join("one_hot"), join("label"))
+
+
+def version_str(version: str | int | None) -> str:
+    """A version as the protocol spells it ("" = the server's default)."""
+    return "" if version is None else str(version)
+
+
+def _split_names(value: str) -> list[str]:
+    """The server sends name lists as JSON arrays."""
+    if not value:
+        return []
+    names = json.loads(value)
+    return [str(n) for n in names]
+
+
+def model_info(md: pb.ModelMetadataResponse, cfg: pb.ModelConfigResponse) -> ModelInfo:
+    """ModelInfo from the ModelMetadata and ModelConfig answers (names live in the config's parameters)."""
+    params = {k: p.string_value for k, p in cfg.config.parameters.items()}
+    threshold = params.get("default_threshold")
+    return ModelInfo(
+        name=md.name,
+        version=params.get("version", ""),
+        versions=list(md.versions),
+        platform=md.platform,
+        task=params.get("task", ""),
+        feature_names=_split_names(params.get("feature_names", "")),
+        class_names=_split_names(params.get("class_names", "")),
+        default_threshold=float(threshold) if threshold else None,
+        inputs=[(t.name, t.datatype, [int(d) for d in t.shape]) for t in md.inputs],
+        outputs=[(t.name, t.datatype, [int(d) for d in t.shape]) for t in md.outputs],
+    )
+
+
+def channel_options(max_message_bytes: int) -> list[tuple[str, int]]:
+    """gRPC channel options capping both directions at max_message_bytes."""
+    return [("grpc.max_send_message_length", max_message_bytes), ("grpc.max_receive_message_length", max_message_bytes)]
+
+
+def credentials(tls: bool, root_certificates: bytes | None):
+    """Channel credentials for TLS (root_certificates implies it), or None for a plaintext channel."""
+    if not tls and root_certificates is None:
+        return None
+    return grpc.ssl_channel_credentials(root_certificates=root_certificates)
+
+
+def predict_plan(cache: dict, max_message_bytes: int, model: str, X, *, threshold=None, version=None, outputs=None):
+    """The predict flow as a generator, driven by the sync and async clients alike.
+
+    It yields ("info", model, version) or ("infer", request) and is sent back a ModelInfo or a
+    ModelInferResponse; it returns the Prediction. `cache` maps (model, version) -> ModelInfo.
+    """
+    x = as_rows(X)
+    wanted = version_str(version)
+    info = cache.get((model, wanted))
+    if info is None:
+        info = cache[(model, wanted)] = yield ("info", model, wanted)
+    chunks = split_rows(x, rows_per_request(x.shape[1], info.num_classes, max_message_bytes))
+    parts, served = [], wanted
+    for chunk in chunks:
+        # Later chunks ask for the version that answered the first: a hot swap can't mix versions.
+        resp = yield ("infer", infer_request(model, chunk, version=served, threshold=threshold, outputs=outputs))
+        served = served or resp.model_version
+        parts.append(decode_outputs(resp))
+    if info.version != served:
+        info = cache.get((model, served))
+        if info is None:
+            info = cache[(model, served)] = yield ("info", model, served)
+    return assemble(model, served, info.class_names, parts)
