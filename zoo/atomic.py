@@ -9,12 +9,21 @@ import tempfile
 from pathlib import Path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write bytes to `path` so readers see the old file or the whole new one, never a part."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp makes 0600 files; give the mode a plain open() would (a server in a container
+        # running as another user must be able to read an exported model).
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -51,7 +60,9 @@ def staging_dir(parent: str | os.PathLike, name: str) -> Path:
     """A hidden temp folder inside `parent` (same file system, so publish_dir can rename it)."""
     parent = Path(parent)
     parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".staging", dir=parent))
+    path = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".staging", dir=parent))
+    path.chmod(0o777 & ~_umask())  # mkdtemp makes 0700; the published folder should read like any other
+    return path
 
 
 def remove_tree(path: str | os.PathLike) -> None:

@@ -109,3 +109,12 @@ def test_bad_model_name_is_refused(tmp_path):
     run = _tiny_run(tmp_path, "binary")
     with pytest.raises(ValueError, match="invalid model name"):
         export_run(run, tmp_path / "models", name="../evil")
+
+
+def test_published_files_are_readable_by_others(exported_repo):
+    """A server running as another user (a container's uid 10001) must be able to read an export."""
+    import stat
+
+    version = exported_repo / "iris" / "1"
+    for p in (version, version / "model.onnx", version / "metadata.json", exported_repo / "iris" / "config.pbtxt"):
+        assert p.stat().st_mode & stat.S_IROTH, p
