@@ -52,6 +52,7 @@ class Batcher:
         max_queue_rows: int = 65536,
         on_batch: Callable[[BatchReport], None] | None = None,
         name: str = "model",
+        inline_elements: int = 0,  # batches of at most this many values run on the loop itself, not the executor
     ):
         self._predict = predict
         self.max_batch_size = max_batch_size
@@ -59,6 +60,7 @@ class Batcher:
         self.max_queue_rows = max_queue_rows
         self._on_batch = on_batch
         self._name = name
+        self.inline_elements = inline_elements
         # One thread per model: onnxruntime already parallelises inside a call, and one
         # in-flight batch keeps per-model ordering simple.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"batch-{name}")
@@ -158,7 +160,12 @@ class Batcher:
             x = batch[0].rows if len(batch) == 1 else np.concatenate([i.rows for i in batch])
             self._busy = True
             try:
-                out = await loop.run_in_executor(self._executor, self._call, x)
+                if x.size <= self.inline_elements:
+                    # A small batch runs in tens of microseconds: cheaper on the loop than the two thread
+                    # hand-offs (and GIL ping-pong) a trip through the executor costs.
+                    out = self._call(x)
+                else:
+                    out = await loop.run_in_executor(self._executor, self._call, x)
                 ok = True
             except Exception as e:  # every waiting caller of this batch gets the error
                 ok = False

@@ -193,6 +193,8 @@ class Registry:
             max_queue_rows=s.queue_rows,
             on_batch=self.metrics.batch_hook(name, version),
             name=f"{name}-v{version}",
+            # GPU calls wait on the device: keep them off the loop; CPU batches this small take microseconds.
+            inline_elements=0 if model.on_gpu else s.inline_elements,
         )
         return LoadedVersion(card, model, batcher)
 

@@ -24,6 +24,7 @@ class ServerSettings:
     poll_interval_s: float = 0.0  # rescan the repository every N seconds; 0 = only on RepositoryModelLoad
     max_message_bytes: int = 64 * 1024 * 1024  # gRPC send/receive cap: max_batch_size rows of a wide model fit
     grace_s: float = 10.0  # how long in-flight requests may take to finish on shutdown
+    inline_elements: int = 16384  # CPU batches of at most this many values run on the event loop (no thread hop)
     tls_cert: str = ""  # PEM certificate chain; with tls_key, the gRPC port speaks TLS
     tls_key: str = ""  # PEM private key
 

@@ -192,3 +192,26 @@ def test_closed_batcher_refuses_new_requests():
             await b.submit(rows(0, 1))
 
     asyncio.run(main())
+
+
+def test_small_batches_run_on_the_loop_and_large_ones_in_the_executor():
+    threads: list[tuple[int, int]] = []
+
+    def predict(x):
+        threads.append((len(x), threading.get_ident()))
+        return {"id": x[:, 0].astype(np.int64)}
+
+    async def main():
+        b = Batcher(predict, max_batch_size=64, max_queue_delay_us=2000, inline_elements=20)
+        small = [b.submit(rows(i * 3, 3)) for i in range(3)]  # 3 requests of 3 rows x 2 values
+        outs = await asyncio.gather(*small)
+        big = await b.submit(rows(100, 50))  # 100 values: over the inline limit
+        await b.close()
+        return outs, big, threading.get_ident()
+
+    outs, big, loop_thread = asyncio.run(main())
+    for i, out in enumerate(outs):
+        assert out["id"].tolist() == list(range(i * 3, i * 3 + 3))
+    assert big["id"].tolist() == list(range(100, 150))
+    assert all(t == loop_thread for n, t in threads if n * 2 <= 20) and any(n * 2 <= 20 for n, _ in threads)
+    assert all(t != loop_thread for n, t in threads if n * 2 > 20) and any(n * 2 > 20 for n, _ in threads)
