@@ -44,7 +44,7 @@ def run_zoo(name, s, seed):
                       val_fraction=0.0, normalize=norm)
     t = time.perf_counter()
     res = fit(data, cfg)
-    return time.perf_counter() - t, res.metrics["test_accuracy"], 1
+    return time.perf_counter() - t, res.metrics["test_accuracy"], res.metrics["threads"]
 
 
 def run_sklearn(name, s, seed):

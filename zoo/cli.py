@@ -78,7 +78,7 @@ def _parse_hidden(value: str | None):
 @click.option("--patience", type=click.IntRange(0), default=0, show_default=True, help="Early stopping patience in epochs (0: off).")
 @click.option("--normalize", type=click.Choice(["feature", "global", "none"]), help="Input normalisation fitted on the training split.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--threads", type=click.IntRange(1), default=1, show_default=True, help="CPU threads for training.")
+@click.option("--threads", type=click.IntRange(0), default=0, show_default=True, help="CPU threads for training (0: auto, by step size).")
 @click.option("--data-dir", help="Folder of the Fashion-MNIST IDX files (default /usr/share/datasets/fashion-mnist).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def train(recipe, data_file, target, name, runs_dir, hidden, activation, dropout, optimizer, epochs, batch_size, lr,

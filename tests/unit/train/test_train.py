@@ -92,3 +92,27 @@ def test_functional_forward_equals_the_layers(activation, dropout):
         a = functional_forward(m)(x)
         torch.manual_seed(1)
         torch.testing.assert_close(a, m.layers(x), rtol=0, atol=0)
+
+
+def test_auto_threads_follow_step_size():
+    import os
+
+    from zoo.train import auto_threads
+
+    assert auto_threads(MLPSpec(64, 10, hidden=(100,)), 32) == 1
+    assert auto_threads(MLPSpec(784, 10, hidden=(100,)), 64) == len(os.sched_getaffinity(0))
+
+
+def test_in_memory_batches_cover_every_row_once_per_epoch():
+    from zoo.train import InMemoryBatches
+
+    X = torch.arange(50, dtype=torch.float32).reshape(25, 2)
+    y = torch.arange(25)
+    loader = InMemoryBatches(X, y, 8, torch.Generator().manual_seed(0))
+    assert len(loader) == 4
+    for _ in range(2):
+        batches = list(loader)
+        assert [len(b[1]) for b in batches] == [8, 8, 8, 1]
+        seen = torch.cat([b[1] for b in batches])
+        assert sorted(seen.tolist()) == list(range(25))
+        assert all(torch.equal(xb[:, 0], yb.float() * 2) for xb, yb in batches)  # rows stay whole
