@@ -87,6 +87,13 @@ def test_non_finite_values_name_the_row(bad):
         codec.decode_input(raw_request(x), CARD)
 
 
+def test_huge_finite_values_whose_sum_overflows_are_accepted():
+    x = np.full((3, 4), 3e38, dtype=np.float32)  # each finite; their float32 sum is inf
+    with np.errstate(over="ignore"):
+        assert not np.isfinite(x.sum())
+    np.testing.assert_array_equal(codec.decode_input(raw_request(x), CARD), x)
+
+
 def test_two_inputs_or_raw_plus_typed_are_refused():
     req = raw_request(np.ones((1, 4), np.float32))
     req.inputs.add(name="other", datatype="FP32", shape=[1, 4])
