@@ -133,10 +133,27 @@ async def serve(settings: ServerSettings, *, on_started: Callable[[ZooServer], N
         await server.shutdown()
 
 
+def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop to run on: uvloop when asked for or (auto) installed, else the standard one."""
+    if name == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if name == "uvloop":
+            raise ValueError("--event-loop uvloop: the uvloop package is not installed") from None
+        return None
+    return uvloop.new_event_loop
+
+
 def run(settings: ServerSettings) -> int:
     """Blocking entry point used by `zoo serve` and `zoo-server`; returns the process exit code."""
     try:
-        asyncio.run(serve(settings))
+        factory = loop_factory(settings.event_loop)
+        # uvloop cuts the per-request cost of grpc.aio's callbacks by ~15% (bench/RESULTS.md).
+        log.info("event loop: %s", "uvloop" if factory else "asyncio")
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(serve(settings))
     except GpuRequired as e:
         log.error("%s", e)
         return 3
@@ -162,6 +179,7 @@ def parse_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str]
     p.add_argument("--intra-op-threads", type=int, help=f"onnxruntime threads per model (default {d.intra_op_threads})")
     p.add_argument("--max-message-bytes", type=int, help=f"gRPC message size cap (default {d.max_message_bytes})")
     p.add_argument("--grace", dest="grace_s", type=float, help=f"seconds to drain on shutdown (default {d.grace_s})")
+    p.add_argument("--event-loop", choices=["auto", "uvloop", "asyncio"], help="event loop (default auto: uvloop when installed)")
     p.add_argument("--tls-cert", help="PEM certificate chain: serve gRPC over TLS (with --tls-key)")
     p.add_argument("--tls-key", help="PEM private key for --tls-cert")
     args = vars(p.parse_args(argv))

@@ -24,6 +24,7 @@ class ServerSettings:
     poll_interval_s: float = 0.0  # rescan the repository every N seconds; 0 = only on RepositoryModelLoad
     max_message_bytes: int = 64 * 1024 * 1024  # gRPC send/receive cap: max_batch_size rows of a wide model fit
     grace_s: float = 10.0  # how long in-flight requests may take to finish on shutdown
+    event_loop: str = "auto"  # auto (uvloop when installed) | uvloop | asyncio
     inline_elements: int = 16384  # CPU batches of at most this many values run on the event loop (no thread hop)
     tls_cert: str = ""  # PEM certificate chain; with tls_key, the gRPC port speaks TLS
     tls_key: str = ""  # PEM private key
@@ -43,6 +44,8 @@ class ServerSettings:
             raise ValueError(f"intra_op_threads must be >= 0, got {self.intra_op_threads}")
         if self.metrics_port < -1 or not 0 <= self.port <= 65535:
             raise ValueError(f"bad port: port={self.port} metrics_port={self.metrics_port}")
+        if self.event_loop not in ("auto", "uvloop", "asyncio"):
+            raise ValueError(f"event_loop must be auto, uvloop or asyncio, got {self.event_loop!r}")
         if self.poll_interval_s < 0:
             raise ValueError(f"poll_interval_s must be >= 0, got {self.poll_interval_s}")
         return self
