@@ -24,3 +24,25 @@ def test_validate_rejects_nonsense():
     with pytest.raises(ValueError, match="max_batch_size"):
         ServerSettings(max_batch_size=0).validate()
     assert ServerSettings(max_queue_rows=0, max_batch_size=8).queue_rows == 512
+
+
+def test_event_loop_choice():
+    import asyncio
+
+    import pytest
+
+    from zoo.server.app import loop_factory
+    from zoo.server.settings import ServerSettings
+
+    assert loop_factory("asyncio") is None
+    factory = loop_factory("auto")
+    try:
+        import uvloop
+    except ImportError:
+        assert factory is None
+    else:
+        loop = factory()
+        assert isinstance(loop, uvloop.Loop) and isinstance(loop, asyncio.AbstractEventLoop)
+        loop.close()
+    with pytest.raises(ValueError, match="event_loop"):
+        ServerSettings(event_loop="trio").validate()
