@@ -115,13 +115,21 @@ def train(recipe, data_file, target, name, runs_dir, hidden, activation, dropout
     _train_and_save(name, data, cfg, runs_dir, quiet)
 
 
-def _train_and_save(name, data, cfg, runs_dir, quiet) -> Path:
-    """Fit, plot, save; prints where the run went and its test accuracy."""
+def _train_and_save(name, data, cfg, runs_dir, quiet) -> Path | None:
+    """Fit, plot, save; prints where the run went and its test accuracy (under torchrun: rank 0 only)."""
     from tqdm import tqdm
 
-    from zoo import plots
+    from zoo import distributed, plots
     from zoo.checkpoint import save_run
     from zoo.train import fit
+
+    ctx = distributed.from_env()
+    if ctx is not None and not ctx.is_main:
+        try:  # the other ranks train in lock-step and write nothing
+            fit(data, cfg)
+        finally:
+            distributed.shutdown()
+        return None
 
     click.echo(f"training {name}: {len(data.X_train)} rows x {data.num_features} features, {data.num_classes} classes ({data.task}), "
                f"hidden {','.join(map(str, cfg.hidden))}, {cfg.epochs} epochs")
@@ -139,6 +147,8 @@ def _train_and_save(name, data, cfg, runs_dir, quiet) -> Path:
     except (RuntimeError, ValueError) as e:
         bar.close()
         _fail(str(e))
+    finally:
+        distributed.shutdown()
     bar.close()
     import numpy as np
     import torch
@@ -154,7 +164,8 @@ def _train_and_save(name, data, cfg, runs_dir, quiet) -> Path:
         extra["confusion_matrix.png"] = plots.confusion_matrix_png(cm, data.class_names, f"{name}: test split")
     path = save_run(runs_dir, name, result.model, data, cfg.to_dict(), result.metrics, result.history, extra)
     m = result.metrics
-    click.echo(f"test accuracy {m['test_accuracy']:.4f} after {m['epochs_run']} epochs in {m['train_seconds']:.1f}s "
+    ranks = f" on {m['world_size']} ranks" if m.get("world_size", 1) > 1 else ""
+    click.echo(f"test accuracy {m['test_accuracy']:.4f} after {m['epochs_run']} epochs in {m['train_seconds']:.1f}s{ranks} "
                f"({m['parameters']:,} parameters) -> {path}")
     return path
 

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset as TorchDataset, Sampler
 
+from zoo import distributed
 from zoo.data.dataset import Dataset, stratified_split
 from zoo.model import MLP, MLPSpec, count_parameters, fit_normalization, functional_forward
 from zoo.optim import make_optimizer
@@ -162,6 +163,10 @@ def evaluate_logits(model: MLP, X: torch.Tensor, y: torch.Tensor, loss_fn, norma
 def fit(data: Dataset, cfg: TrainConfig, *, on_epoch=None) -> TrainResult:
     """Train an MLP on `data` as `cfg` says; returns the model (best validation loss when early stopping)."""
     device = resolve_device(cfg.device)
+    ctx = distributed.from_env()
+    if ctx is not None:
+        device = distributed.device_for(ctx, device)
+        distributed.init(ctx, device)
     torch.manual_seed(cfg.seed)
     # Validation rows come out of the training split only; the test split is never seen here.
     X_all, y_all = data.X_train, data.y_train
@@ -184,6 +189,8 @@ def fit(data: Dataset, cfg: TrainConfig, *, on_epoch=None) -> TrainResult:
     opt = make_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay)
     loader = InMemoryBatches(Xtr, ytr, cfg.batch_size, torch.Generator().manual_seed(cfg.seed))
     net = functional_forward(model)  # built after the optimizer rebinds the parameters to its flat buffer
+    if ctx is not None:
+        net = distributed.wrap(model.layers, device)  # DDP hooks all-reduce each step's gradients
 
     history: list[dict] = []
     best_loss, best_state, best_epoch, stale = float("inf"), None, 0, 0
@@ -195,7 +202,8 @@ def fit(data: Dataset, cfg: TrainConfig, *, on_epoch=None) -> TrainResult:
     loss_sum = torch.zeros((), device=device)
     for epoch in range(1, cfg.epochs + 1):
         loss_sum.zero_()
-        for xb, yb in loader:
+        for batch in loader:
+            xb, yb = batch if ctx is None else distributed.shard(batch, ctx)
             loss = loss_fn(net(xb), yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -237,5 +245,6 @@ def fit(data: Dataset, cfg: TrainConfig, *, on_epoch=None) -> TrainResult:
         "parameters": count_parameters(model),
         "device": str(device),
         "threads": threads if device.type == "cpu" else None,
+        "world_size": ctx.world_size if ctx is not None else 1,
     }
     return TrainResult(model, history, metrics)
