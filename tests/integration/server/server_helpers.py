@@ -69,7 +69,12 @@ class ThreadServer:
 
     def _on_started(self, server) -> None:
         self.server = server
+        self.loop = asyncio.get_running_loop()
         self._started.set()
+
+    def freeze(self, seconds: float) -> None:
+        """Block the server's event loop for a while (requests pile up in gRPC meanwhile)."""
+        self.loop.call_soon_threadsafe(time.sleep, seconds)
 
     def start(self) -> "ThreadServer":
         self.thread.start()
