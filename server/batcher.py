@@ -73,6 +73,7 @@ class Batcher:
         # Requests merged into the last batch: the concurrency we expect to see again. At 1,
         # a lone request is flushed at once instead of waiting max_queue_delay for company.
         self._expected_requests = 1
+        self._outstanding = 0  # submit() calls not yet returned: >1 means callers overlap (concurrency)
 
     @property
     def queued_rows(self) -> int:
@@ -82,7 +83,11 @@ class Batcher:
     async def submit(self, rows: np.ndarray) -> Outputs:
         """Predict `rows` ([N, F] already validated); returns this caller's [N, ...] outputs."""
         futures = self._enqueue_all(rows)  # synchronous: nothing runs between a registry lookup and the enqueue
-        return await self._gather(futures)
+        self._outstanding += 1
+        try:
+            return await self._gather(futures)
+        finally:
+            self._outstanding -= 1
 
     def _enqueue_all(self, rows: np.ndarray) -> list[asyncio.Future]:
         if self._closed:
@@ -160,9 +165,11 @@ class Batcher:
             x = batch[0].rows if len(batch) == 1 else np.concatenate([i.rows for i in batch])
             self._busy = True
             try:
-                if x.size <= self.inline_elements:
-                    # A small batch runs in tens of microseconds: cheaper on the loop than the two thread
-                    # hand-offs (and GIL ping-pong) a trip through the executor costs.
+                if x.size <= self.inline_elements and self._outstanding <= len(batch):
+                    # No other caller in flight (concurrency 1): a small batch runs in tens of microseconds,
+                    # cheaper on the loop than the two thread hand-offs of the executor. With callers in
+                    # flight the executor is worth its cost: the loop keeps queueing while the model runs,
+                    # which is what lets the next batch merge them.
                     out = self._call(x)
                 else:
                     out = await loop.run_in_executor(self._executor, self._call, x)
