@@ -19,6 +19,7 @@ import numpy as np
 from zoo.server.errors import InvalidInput, ModelNotReady, Overloaded
 
 Outputs = dict[str, np.ndarray]
+LONE_STREAK = 8  # callers in a row arriving alone before small batches run on the loop itself
 Predict = Callable[[np.ndarray], Outputs]
 
 
@@ -73,7 +74,8 @@ class Batcher:
         # Requests merged into the last batch: the concurrency we expect to see again. At 1,
         # a lone request is flushed at once instead of waiting max_queue_delay for company.
         self._expected_requests = 1
-        self._outstanding = 0  # submit() calls not yet returned: >1 means callers overlap (concurrency)
+        self._outstanding = 0  # submit() calls not yet returned
+        self._lone_arrivals = 0  # consecutive submit() calls that found no other caller in flight
 
     @property
     def queued_rows(self) -> int:
@@ -83,6 +85,8 @@ class Batcher:
     async def submit(self, rows: np.ndarray) -> Outputs:
         """Predict `rows` ([N, F] already validated); returns this caller's [N, ...] outputs."""
         futures = self._enqueue_all(rows)  # synchronous: nothing runs between a registry lookup and the enqueue
+        # Callers arriving while none is in flight, in a row: concurrency 1. One overlap resets the streak.
+        self._lone_arrivals = self._lone_arrivals + 1 if self._outstanding == 0 else 0
         self._outstanding += 1
         try:
             return await self._gather(futures)
@@ -165,11 +169,11 @@ class Batcher:
             x = batch[0].rows if len(batch) == 1 else np.concatenate([i.rows for i in batch])
             self._busy = True
             try:
-                if x.size <= self.inline_elements and self._outstanding <= len(batch):
-                    # No other caller in flight (concurrency 1): a small batch runs in tens of microseconds,
-                    # cheaper on the loop than the two thread hand-offs of the executor. With callers in
-                    # flight the executor is worth its cost: the loop keeps queueing while the model runs,
-                    # which is what lets the next batch merge them.
+                if x.size <= self.inline_elements and self._lone_arrivals >= LONE_STREAK:
+                    # Callers come one at a time (concurrency 1): a small batch runs in tens of microseconds,
+                    # cheaper on the loop than the two thread hand-offs of the executor. While callers
+                    # overlap the executor is worth its cost: the loop keeps accepting requests while the
+                    # model runs, which is what lets the next batch merge them.
                     out = self._call(x)
                 else:
                     out = await loop.run_in_executor(self._executor, self._call, x)

@@ -36,6 +36,10 @@ def _preload_cuda_libraries() -> None:
             log.debug("preloading CUDA libraries failed: %s", e)
 
 
+# Whether the CUDA provider really came up in this process: None until the first session tells.
+_cuda_usable: bool | None = None
+
+
 class GpuRequired(RuntimeError):
     """require_gpu is set but CUDA is not what really runs the model."""
 
@@ -49,8 +53,11 @@ class OnnxModel:
         opts.intra_op_num_threads = intra_op_threads
         opts.inter_op_num_threads = 1  # MLPs are a chain of ops: nothing to run side by side
         opts.log_severity_level = 3
+        global _cuda_usable
         wanted: list = [CPU]
-        if CUDA in ort.get_available_providers():
+        # onnxruntime-gpu lists CUDA even where its libraries are missing; once a session has shown that,
+        # later models go straight to the CPU instead of repeating the failed load (and its error log).
+        if CUDA in ort.get_available_providers() and (_cuda_usable is not False or require_gpu):
             _preload_cuda_libraries()
             # TF32 matmuls (the CUDA provider's default) drift ~3e-4 from the exported FP32 model, which the
             # self-check and the export parity gate (1e-5) rightly refuse: keep full FP32.
@@ -60,6 +67,11 @@ class OnnxModel:
         self.providers = self.session.get_providers()
         self.provider = self.providers[0]
         self.on_gpu = self.provider == CUDA
+        if len(wanted) > 1 and _cuda_usable is None:
+            _cuda_usable = self.on_gpu
+            if not self.on_gpu:
+                log.warning("the CUDA provider is installed but did not load (see onnxruntime's message above): "
+                            "models run on %s; --require-gpu makes this fatal", self.provider)
         log.info("model %s v%s runs on %s", card.name, card.version, self.provider)
         if require_gpu and not self.on_gpu:
             raise GpuRequired(f"model {card.name} v{card.version} runs on {self.provider}, but --require-gpu is set")

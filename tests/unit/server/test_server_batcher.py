@@ -194,24 +194,31 @@ def test_closed_batcher_refuses_new_requests():
     asyncio.run(main())
 
 
-def test_small_batches_run_on_the_loop_and_large_ones_in_the_executor():
-    threads: list[tuple[int, int]] = []
+def test_lone_small_requests_run_on_the_loop_others_in_the_executor():
+    from zoo.server.batcher import LONE_STREAK
+
+    calls: list[tuple[str, int, int]] = []  # (phase, rows, thread)
+    phase = ["warm-up"]
 
     def predict(x):
-        threads.append((len(x), threading.get_ident()))
+        calls.append((phase[0], len(x), threading.get_ident()))
         return {"id": x[:, 0].astype(np.int64)}
 
     async def main():
         b = Batcher(predict, max_batch_size=64, max_queue_delay_us=2000, inline_elements=20)
-        small = [b.submit(rows(i * 3, 3)) for i in range(3)]  # 3 requests of 3 rows x 2 values
-        outs = await asyncio.gather(*small)
-        big = await b.submit(rows(100, 50))  # 100 values: over the inline limit
+        for i in range(LONE_STREAK + 3):  # one caller at a time: after the streak, on the loop
+            phase[0] = "lone" if i + 1 >= LONE_STREAK else "warm-up"  # the streak counts this caller too
+            assert (await b.submit(rows(i, 1)))["id"].tolist() == [i]
+        phase[0] = "big"
+        assert (await b.submit(rows(100, 50)))["id"].tolist() == list(range(100, 150))  # 100 values: too big
+        phase[0] = "concurrent"
+        outs = await asyncio.gather(*[b.submit(rows(200 + 3 * i, 3)) for i in range(3)])  # callers overlap
         await b.close()
-        return outs, big, threading.get_ident()
+        return outs, threading.get_ident()
 
-    outs, big, loop_thread = asyncio.run(main())
+    outs, loop_thread = asyncio.run(main())
     for i, out in enumerate(outs):
-        assert out["id"].tolist() == list(range(i * 3, i * 3 + 3))
-    assert big["id"].tolist() == list(range(100, 150))
-    assert all(t == loop_thread for n, t in threads if n * 2 <= 20) and any(n * 2 <= 20 for n, _ in threads)
-    assert all(t != loop_thread for n, t in threads if n * 2 > 20) and any(n * 2 > 20 for n, _ in threads)
+        assert out["id"].tolist() == list(range(200 + 3 * i, 203 + 3 * i))
+    by_phase = {p: {t for q, _, t in calls if q == p} for p in ("warm-up", "lone", "big", "concurrent")}
+    assert by_phase["lone"] == {loop_thread}
+    assert loop_thread not in by_phase["warm-up"] | by_phase["big"] | by_phase["concurrent"]
