@@ -196,8 +196,8 @@ def fit(data: Dataset, cfg: TrainConfig, *, on_epoch=None) -> TrainResult:
     best_loss, best_state, best_epoch, stale = float("inf"), None, 0, 0
     t0 = time.perf_counter()
     model.train()
-    # Training accuracy per epoch on a fixed sample: a full pass over 60,000 rows each epoch would cost
-    # more than the epoch's own forward passes on the large recipes.
+    # Training accuracy per epoch on a fixed sample of rows: a full forward pass over every training row
+    # each epoch cost ~20% of mnist's training time (bench/train_bench.py).
     probe = slice(0, min(len(Xtr), TRAIN_ACCURACY_ROWS))
     loss_sum = torch.zeros((), device=device)
     for epoch in range(1, cfg.epochs + 1):

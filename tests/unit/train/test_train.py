@@ -116,3 +116,16 @@ def test_in_memory_batches_cover_every_row_once_per_epoch():
         seen = torch.cat([b[1] for b in batches])
         assert sorted(seen.tolist()) == list(range(25))
         assert all(torch.equal(xb[:, 0], yb.float() * 2) for xb, yb in batches)  # rows stay whole
+
+
+def test_dataloader_and_lean_iteration_yield_the_same_batches():
+    """The training loop skips DataLoader's bookkeeping; a DataLoader over the same Dataset and Sampler agrees."""
+    from zoo.train import InMemoryBatches, make_loader
+
+    X = torch.randn(37, 3)
+    y = torch.arange(37)
+    lean = list(InMemoryBatches(X, y, 8, torch.Generator().manual_seed(5)))
+    loader = list(make_loader(X, y, 8, torch.Generator().manual_seed(5)))
+    assert len(lean) == len(loader) == 5
+    for (xa, ya), (xb, yb) in zip(lean, loader):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
