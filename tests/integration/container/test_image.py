@@ -17,7 +17,6 @@ import os
 import shutil
 import signal
 import subprocess
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -26,7 +25,7 @@ import grpc
 import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from tests.integration.server.server_helpers import decode_response, infer_request, reference
+from tests.integration.server.server_helpers import decode_response, infer_request, reference, wait_until_listening
 
 from zoo import repository
 from zoo.proto import grpc_service_pb2_grpc as pb_grpc
@@ -187,21 +186,10 @@ def served(container, models):
     cmd = ["buildah", "run", *ISOLATION, "-v", f"{models}:/models:ro", container, "--",
            "zoo-server", "--host", "127.0.0.1", "--port", "0", "--metrics-port", "0"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    lines: list[str] = []
-    deadline = time.monotonic() + STARTUP_S
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        lines.append(line)
-        if "zoo-server listening on" in line:
-            port = int(line.split("listening on ")[1].split()[0].rsplit(":", 1)[1])
-            metrics = int(line.rsplit("metrics port ", 1)[1].rstrip(")\n"))
-            threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True).start()
-            break
-    else:
-        proc.kill()
-        pytest.fail("zoo-server in the container did not start:\n" + "".join(lines))
+    try:
+        port, metrics, lines = wait_until_listening(proc, STARTUP_S)
+    except RuntimeError as e:
+        pytest.fail(f"zoo-server in the container did not start: {e}")
     if proc.poll() is not None:
         pytest.fail("zoo-server in the container exited:\n" + "".join(lines))
     yield port, metrics, proc, lines

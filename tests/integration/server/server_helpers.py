@@ -140,8 +140,15 @@ def start_subprocess_server(repo: Path, *extra: str, env: dict | None = None) ->
     """`python -m zoo.server` on port 0; returns (process, port, stderr lines so far) once it logs 'listening'."""
     cmd = [sys.executable, "-m", "zoo.server", "--repository", str(repo), "--host", "127.0.0.1", "--port", "0", "--metrics-port", "-1", *extra]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+    port, _, lines = wait_until_listening(proc)
+    return proc, port, lines
+
+
+def wait_until_listening(proc: subprocess.Popen, timeout_s: float = STARTUP_S) -> tuple[int, int | None, list[str]]:
+    """(gRPC port, metrics port or None, stderr lines) once a zoo-server process logs 'listening'; then keeps
+    collecting its stderr in the background. Kills it and raises RuntimeError if it never does."""
     lines: list[str] = []
-    deadline = time.monotonic() + STARTUP_S
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         line = proc.stderr.readline()
         if not line:
@@ -149,7 +156,9 @@ def start_subprocess_server(repo: Path, *extra: str, env: dict | None = None) ->
         lines.append(line)
         if "zoo-server listening on" in line:
             port = int(line.split("listening on ")[1].split()[0].rsplit(":", 1)[1])
+            shown = line.rsplit("metrics port ", 1)[-1].rstrip(")\n")
+            metrics = int(shown) if shown.isdigit() else None  # "None" when the metrics endpoint is off
             threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True).start()
-            return proc, port, lines
+            return port, metrics, lines
     proc.kill()
     raise RuntimeError("server did not start:\n" + "".join(lines))
