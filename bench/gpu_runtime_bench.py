@@ -12,7 +12,7 @@ import time
 import numpy as np
 import onnxruntime as ort
 
-from zoo import repository
+from zoo.core import repository
 from zoo.server import runtime
 
 

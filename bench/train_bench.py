@@ -27,7 +27,7 @@ SETTINGS = {  # the recipes' defaults: 64-100-10 and 784-100-10
 
 def _load(name):
     from zoo.data import get_recipe
-    from zoo.model import fit_normalization
+    from zoo.training.model import fit_normalization
     import numpy as np
 
     data = get_recipe(name).load()
@@ -37,7 +37,7 @@ def _load(name):
 
 
 def run_zoo(name, s, seed):
-    from zoo.train import TrainConfig, fit
+    from zoo.training.loop import TrainConfig, fit
 
     data, norm, _, _ = _load(name)
     cfg = TrainConfig(hidden=s["hidden"], epochs=s["epochs"], batch_size=s["batch_size"], lr=s["lr"], seed=seed,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from zoo.proto import grpc_service_pb2 as pb
-from zoo.repository import INPUT_NAME, ModelCard
+from zoo.core.repository import INPUT_NAME, ModelCard
 from zoo.server.errors import InvalidInput
 
 # numpy dtype -> KServe v2 datatype of the tensors we send back.

@@ -1,4 +1,4 @@
-"""Per-request output selection and thresholding, on plain numpy (zoo.decision holds the semantics)."""
+"""Per-request output selection and thresholding, on plain numpy (zoo.core.decision holds the semantics)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 
-from zoo import decision
-from zoo.repository import OUTPUT_NAMES, ModelCard
+from zoo.core import decision
+from zoo.core.repository import OUTPUT_NAMES, ModelCard
 from zoo.server.errors import InvalidInput
 
 THRESHOLD_PARAM = "threshold"

@@ -7,8 +7,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Callable
 
-from zoo import repository
-from zoo.repository import ModelCard
+from zoo.core import repository
+from zoo.core.repository import ModelCard
 from zoo.server.batcher import Batcher
 from zoo.server.errors import ModelNotFound, ModelNotReady
 from zoo.server.metrics import Metrics

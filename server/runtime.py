@@ -10,7 +10,7 @@ import logging
 import numpy as np
 import onnxruntime as ort
 
-from zoo.repository import INPUT_NAME, OUTPUT_NAMES, ModelCard
+from zoo.core.repository import INPUT_NAME, OUTPUT_NAMES, ModelCard
 
 log = logging.getLogger(__name__)
 

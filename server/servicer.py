@@ -8,7 +8,7 @@ import time
 from zoo.proto import grpc_service_pb2 as pb
 from zoo.proto import grpc_service_pb2_grpc as pb_grpc
 from zoo.proto import model_config_pb2 as mc
-from zoo.repository import INPUT_NAME
+from zoo.core.repository import INPUT_NAME
 from zoo.server import codec, postprocess
 from zoo.server.errors import ModelNotFound, ModelNotReady
 from zoo.server.grpc_errors import code_for, grpc_errors, status_for

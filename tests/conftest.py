@@ -29,10 +29,10 @@ def runs_and_repo(tmp_path_factory):
     breast-cancer is the binary model, version 1.
     """
     pytest.importorskip("torch")
-    from zoo.checkpoint import load_run, save_run
+    from zoo.training.checkpoint import load_run, save_run
     from zoo.data import get_recipe
-    from zoo.export import export_run
-    from zoo.train import TrainConfig, fit
+    from zoo.training.export import export_run
+    from zoo.training.loop import TrainConfig, fit
 
     root = tmp_path_factory.mktemp("zoo")
     runs, repo = root / "runs", root / "models"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo import repository
+from zoo.core import repository
 from zoo.data.dataset import DataError
 
 

@@ -7,9 +7,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from zoo.checkpoint import WEIGHTS_FILE, latest_run
+from zoo.training.checkpoint import WEIGHTS_FILE, latest_run
 from zoo.data import get_recipe
-from zoo.train import TrainConfig, fit
+from zoo.training.loop import TrainConfig, fit
 
 ARGS = ["train", "iris", "--epochs", "4", "--batch-size", "16", "--threads", "1", "-q"]
 

@@ -25,7 +25,7 @@ def test_wheel_layout_and_imports(tmp_path):
     (wheel,) = (tmp_path / "dist").glob("zoo-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert {n.split("/")[0] for n in names} == {"zoo", wheel.name.split("-")[0] + "-" + wheel.name.split("-")[1] + ".dist-info"}
-    for must in ("zoo/server/app.py", "zoo/client/__init__.py", "zoo/proto/grpc_service_pb2.py", "zoo/cli.py"):
+    for must in ("zoo/server/app.py", "zoo/client/__init__.py", "zoo/proto/grpc_service_pb2.py", "zoo/cli/__init__.py"):
         assert must in names, must
     site = tmp_path / "site"
     subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)], check=True, timeout=300)

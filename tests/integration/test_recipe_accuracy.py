@@ -4,7 +4,7 @@ import pytest
 
 from tests.conftest import in_ci
 from zoo.data import builtin, get_recipe
-from zoo.train import TrainConfig, fit
+from zoo.training.loop import TrainConfig, fit
 
 TARGETS = {"iris": 0.93, "wine": 0.94, "breast-cancer": 0.95, "digits": 0.95, "mnist": 0.92, "fashion-mnist": 0.85, "xor": 0.98}
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.atomic import write_bytes
+from zoo.core.atomic import write_bytes
 from zoo.data.dataset import DataError, Dataset, from_arrays
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"

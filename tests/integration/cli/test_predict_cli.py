@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import zoo_executable
 from tests.integration.server.server_helpers import ThreadServer, reference, rows_for, settings_for
 
-from zoo import decision, repository
+from zoo.core import decision, repository
 
 
 @pytest.fixture(scope="module")

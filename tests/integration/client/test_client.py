@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from tests.integration.server.server_helpers import ThreadServer, copy_version, reference, rows_for, settings_for
 
-from zoo import decision, repository
+from zoo.core import decision, repository
 from zoo.client import AsyncZooClient, ClientError, ZooClient
 
 

@@ -27,7 +27,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tests.integration.server.server_helpers import decode_response, infer_request, reference, wait_until_listening
 
-from zoo import repository
+from zoo.core import repository
 from zoo.proto import grpc_service_pb2_grpc as pb_grpc
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -1,6 +1,6 @@
 """Fixtures for the server integration tests: a repository of real exports and running servers.
 
-Every test reads model facts from metadata.json (via zoo.repository), never from constants here.
+Every test reads model facts from metadata.json (via zoo.core.repository), never from constants here.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import grpc
 import pytest
 from tests.integration.server.server_helpers import ThreadServer, copy_version, settings_for
 
-from zoo import repository
+from zoo.core import repository
 from zoo.proto import grpc_service_pb2_grpc as pb_grpc
 
 

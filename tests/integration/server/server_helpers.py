@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo import repository
+from zoo.core import repository
 from zoo.proto import grpc_service_pb2 as pb
 
 STARTUP_S = 60

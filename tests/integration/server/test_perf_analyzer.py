@@ -10,7 +10,7 @@ import pytest
 from tests.conftest import in_ci
 from tests.integration.server.server_helpers import start_subprocess_server
 
-from zoo import repository
+from zoo.core import repository
 
 TOOL = Path(__file__).resolve().parents[3].parent / "shared" / "tools" / "perf-analyzer"
 

@@ -12,7 +12,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tests.integration.server.server_helpers import decode_response, infer_request, reference, rows_for
 
-from zoo import decision, repository
+from zoo.core import decision, repository
 from zoo.proto import grpc_service_pb2 as pb
 from zoo.proto import grpc_service_pb2_grpc as pb_grpc
 

@@ -17,7 +17,7 @@ from tests.integration.server.server_helpers import (
     ThreadServer, copy_version, decode_response, infer_request, reference, rows_for, settings_for, start_subprocess_server,
 )
 
-from zoo import repository
+from zoo.core import repository
 from zoo.proto import grpc_service_pb2 as pb
 from zoo.proto import grpc_service_pb2_grpc as pb_grpc
 

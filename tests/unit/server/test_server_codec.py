@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from zoo.proto import grpc_service_pb2 as pb
-from zoo.repository import ModelCard
+from zoo.core.repository import ModelCard
 from zoo.server import codec
 from zoo.server.errors import InvalidInput
 

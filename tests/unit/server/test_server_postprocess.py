@@ -1,11 +1,11 @@
-"""Output selection and per-request thresholds, checked against zoo.decision computed independently."""
+"""Output selection and per-request thresholds, checked against zoo.core.decision computed independently."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from zoo.repository import ModelCard
+from zoo.core.repository import ModelCard
 from zoo.server import postprocess
 from zoo.server.errors import InvalidInput
 
@@ -44,7 +44,7 @@ def test_binary_threshold_recomputes_one_hot_and_label():
     probs = np.stack([1 - p1, p1], axis=1)
     graph = {"probabilities": probs, "one_hot": np.zeros((4, 2), np.float32), "label": np.zeros(4, np.int64)}
     out = postprocess.finish(graph, card("binary", 0.5, 2), ["one_hot", "label"], 0.35)
-    want_pos = p1 >= 0.35  # the rule written out independently of zoo.decision
+    want_pos = p1 >= 0.35  # the rule written out independently of zoo.core.decision
     np.testing.assert_array_equal(out["label"], want_pos.astype(np.int64))
     np.testing.assert_array_equal(out["one_hot"], np.stack([~want_pos, want_pos], 1).astype(np.float32))
     assert list(out) == ["one_hot", "label"]

@@ -6,8 +6,8 @@ import torch
 
 from zoo.data import get_recipe
 from zoo.data.dataset import from_arrays
-from zoo.model import MLP, MLPSpec, count_parameters
-from zoo.train import TrainConfig, fit
+from zoo.training.model import MLP, MLPSpec, count_parameters
+from zoo.training.loop import TrainConfig, fit
 
 
 def small_cfg(**kw):
@@ -80,7 +80,7 @@ def test_asking_for_cuda_without_one_is_an_error():
 
 @pytest.mark.parametrize("activation, dropout", [("relu", 0.0), ("tanh", 0.0), ("sigmoid", 0.3)])
 def test_functional_forward_equals_the_layers(activation, dropout):
-    from zoo.model import functional_forward
+    from zoo.training.model import functional_forward
 
     torch.manual_seed(0)
     m = MLP(MLPSpec(6, 4, hidden=(9, 5), activation=activation, dropout=dropout)).eval()
@@ -97,14 +97,14 @@ def test_functional_forward_equals_the_layers(activation, dropout):
 def test_auto_threads_follow_step_size():
     import os
 
-    from zoo.train import auto_threads
+    from zoo.training.loop import auto_threads
 
     assert auto_threads(MLPSpec(64, 10, hidden=(100,)), 32) == 1
     assert auto_threads(MLPSpec(784, 10, hidden=(100,)), 64) == len(os.sched_getaffinity(0))
 
 
 def test_in_memory_batches_cover_every_row_once_per_epoch():
-    from zoo.train import InMemoryBatches
+    from zoo.training.loop import InMemoryBatches
 
     X = torch.arange(50, dtype=torch.float32).reshape(25, 2)
     y = torch.arange(25)
@@ -120,7 +120,7 @@ def test_in_memory_batches_cover_every_row_once_per_epoch():
 
 def test_dataloader_and_lean_iteration_yield_the_same_batches():
     """The training loop skips DataLoader's bookkeeping; a DataLoader over the same Dataset and Sampler agrees."""
-    from zoo.train import InMemoryBatches, make_loader
+    from zoo.training.loop import InMemoryBatches, make_loader
 
     X = torch.randn(37, 3)
     y = torch.arange(37)

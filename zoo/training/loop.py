@@ -12,10 +12,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset as TorchDataset, Sampler
 
-from zoo import distributed
+from zoo.training import distributed
 from zoo.data.dataset import Dataset, stratified_split
-from zoo.model import MLP, MLPSpec, count_parameters, fit_normalization, functional_forward
-from zoo.optim import make_optimizer
+from zoo.training.model import MLP, MLPSpec, count_parameters, fit_normalization, functional_forward
+from zoo.training.optim import make_optimizer
 
 
 @dataclass

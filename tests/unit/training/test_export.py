@@ -8,11 +8,11 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from zoo import decision, repository
-from zoo.checkpoint import load_run, save_run
+from zoo.core import decision, repository
+from zoo.training.checkpoint import load_run, save_run
 from zoo.data.dataset import from_arrays
-from zoo.export import ExportError, export_run
-from zoo.train import TrainConfig, fit
+from zoo.training.export import ExportError, export_run
+from zoo.training.loop import TrainConfig, fit
 
 OUTS = list(repository.OUTPUT_NAMES)
 
@@ -92,13 +92,13 @@ def test_threshold_baked_into_the_graph(tmp_path, task, threshold):
 
 
 def test_versions_increase_and_failed_gate_leaves_nothing(tmp_path, monkeypatch):
-    import zoo.export
+    import zoo.training.export
 
     run = _tiny_run(tmp_path, "multiclass")
     repo = tmp_path / "models"
     assert export_run(run, repo, name="tiny").version == 1
     assert export_run(run, repo, name="tiny").version == 2
-    monkeypatch.setattr(zoo.export, "PARITY_TOLERANCE", -1.0)  # no model can meet a negative tolerance
+    monkeypatch.setattr(zoo.training.export, "PARITY_TOLERANCE", -1.0)  # no model can meet a negative tolerance
     with pytest.raises(ExportError, match="parity gate failed"):
         export_run(run, repo, name="tiny")
     assert repository.versions(repo, "tiny") == [1, 2]

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from zoo.decision import default_threshold, labels, one_hot
+from zoo.core.decision import default_threshold, labels, one_hot
 
 P3 = np.array([[0.5, 0.3, 0.2], [0.2, 0.35, 0.45], [0.34, 0.33, 0.33]], dtype=np.float32)
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 from safetensors.torch import load_file, save
 
-from zoo.atomic import publish_dir, remove_tree, staging_dir, write_bytes, write_json
+from zoo.core.atomic import publish_dir, remove_tree, staging_dir, write_bytes, write_json
 from zoo.data.dataset import Dataset
-from zoo.model import MLP, MLPSpec
+from zoo.training.model import MLP, MLPSpec
 
 WEIGHTS_FILE = "model.safetensors"
 MODEL_FILE = "model.json"

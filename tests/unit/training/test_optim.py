@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from zoo.optim import FlatAdam, FlatSGD
+from zoo.training.optim import FlatAdam, FlatSGD
 
 
 def twin_models():

@@ -29,13 +29,13 @@ def main() -> None:
 @click.option("--runs", "runs_dir", default=DEFAULT_RUNS, show_default=True, help="Training runs folder.")
 def list_cmd(repository: str, runs_dir: str) -> None:
     """List the recipes, the training runs and the repository's models and versions."""
-    from zoo import repository as repo
+    from zoo.core import repository as repo
     from zoo.data.recipes import RECIPES
 
     click.echo("recipes:")
     for r in RECIPES.values():
         click.echo(f"  {r.name:<14} {r.summary}")
-    from zoo.checkpoint import list_runs
+    from zoo.training.checkpoint import list_runs
 
     runs = list_runs(runs_dir)
     click.echo(f"runs ({runs_dir}):" + ("" if runs else " none"))
@@ -102,13 +102,13 @@ def train(recipe, data_file, target, name, runs_dir, hidden, activation, dropout
             data = load_file(data_file, target, name=name)
             defaults = {}
             name = name or Path(data_file).stem
-        from zoo.repository import check_name
+        from zoo.core.repository import check_name
         check_name(name)
     except (KeyError, DataError, ValueError) as e:
         _fail(str(e.args[0]) if isinstance(e, KeyError) else str(e))
     overrides = dict(hidden=_parse_hidden(hidden), activation=activation, dropout=dropout, optimizer=optimizer, epochs=epochs,
                      batch_size=batch_size, lr=lr, weight_decay=weight_decay, normalize=normalize)
-    from zoo.train import TrainConfig
+    from zoo.training.loop import TrainConfig
 
     cfg = TrainConfig(**{**defaults, **{k: v for k, v in overrides.items() if v is not None}},
                       seed=seed, val_fraction=val_split, patience=patience, device=device, threads=threads)
@@ -119,9 +119,10 @@ def _train_and_save(name, data, cfg, runs_dir, quiet) -> Path | None:
     """Fit, plot, save; prints where the run went and its test accuracy (under torchrun: rank 0 only)."""
     from tqdm import tqdm
 
-    from zoo import distributed, plots
-    from zoo.checkpoint import save_run
-    from zoo.train import fit
+    from zoo import plots
+    from zoo.training import distributed
+    from zoo.training.checkpoint import save_run
+    from zoo.training.loop import fit
 
     ctx = distributed.from_env()
     if ctx is not None and not ctx.is_main:
@@ -155,7 +156,7 @@ def _train_and_save(name, data, cfg, runs_dir, quiet) -> Path | None:
 
     with torch.no_grad():
         probs = result.model.probabilities(torch.as_tensor(data.X_test)).numpy()
-    from zoo import decision
+    from zoo.core import decision
 
     extra = {"training_curve.png": plots.training_curve_png(result.history, f"{name}: training")}
     if data.task != "multilabel":
@@ -178,8 +179,8 @@ def _train_and_save(name, data, cfg, runs_dir, quiet) -> Path | None:
 @click.option("--threshold", type=click.FloatRange(0, 1), help="Default decision threshold baked into the graph.")
 def export(name, runs_dir, repository, run_path, threshold) -> None:
     """Export the latest run of NAME to ONNX as the next version in the repository (parity-checked)."""
-    from zoo.checkpoint import latest_run, load_run
-    from zoo.export import ExportError, export_run
+    from zoo.training.checkpoint import latest_run, load_run
+    from zoo.training.export import ExportError, export_run
 
     try:
         run = load_run(run_path or latest_run(runs_dir, name))
@@ -193,7 +194,7 @@ def export(name, runs_dir, repository, run_path, threshold) -> None:
 
 
 def _card(repository, name, version):
-    from zoo import repository as repo
+    from zoo.core import repository as repo
     from zoo.evaluate import resolve_version
 
     try:
@@ -242,7 +243,7 @@ def evaluate(name, version, repository, data_file, target, plot) -> None:
     if ev.confusion is not None:
         click.echo(format_confusion_matrix(ev.confusion, card.class_names))
         if plot:
-            from zoo.atomic import write_bytes
+            from zoo.core.atomic import write_bytes
 
             write_bytes(plot, confusion_matrix_png(ev.confusion, card.class_names, f"{name} v{card.version}: {source}"))
             click.echo(f"confusion matrix -> {plot}")
@@ -283,11 +284,11 @@ def info(name, version, repository, as_json) -> None:
 
 def bootstrap_default_zoo(repository: str, runs_dir: str, echo=click.echo) -> list[str]:
     """Train and export the default zoo's recipes that the repository lacks; returns their names."""
-    from zoo import repository as repo
-    from zoo.checkpoint import load_run
+    from zoo.core import repository as repo
+    from zoo.training.checkpoint import load_run
     from zoo.data.recipes import DEFAULT_ZOO, get_recipe
-    from zoo.export import export_run
-    from zoo.train import TrainConfig
+    from zoo.training.export import export_run
+    from zoo.training.loop import TrainConfig
 
     made = []
     for name in DEFAULT_ZOO:
@@ -321,7 +322,7 @@ def serve(repository, runs_dir, host, port, metrics_port, max_batch_size, max_qu
     import logging
     import os
 
-    from zoo import repository as repo
+    from zoo.core import repository as repo
     from zoo.server.settings import ServerSettings, env_defaults
 
     flags = dict(repository=repository, host=host, port=port, metrics_port=metrics_port, max_batch_size=max_batch_size,
@@ -341,7 +342,7 @@ def serve(repository, runs_dir, host, port, metrics_port, max_batch_size, max_qu
 
 
 def _register_predict() -> None:
-    from zoo.predict import predict
+    from zoo.cli.predict import predict
 
     main.add_command(predict)
 

@@ -13,10 +13,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from zoo import decision, repository
-from zoo.atomic import publish_dir, remove_tree, staging_dir, write_json, write_text
-from zoo.checkpoint import Run
-from zoo.model import MLP
+from zoo.core import decision, repository
+from zoo.core.atomic import publish_dir, remove_tree, staging_dir, write_json, write_text
+from zoo.training.checkpoint import Run
+from zoo.training.model import MLP
 
 OPSET = 18
 PARITY_TOLERANCE = 1e-5
@@ -29,7 +29,7 @@ class ExportError(RuntimeError):
 
 
 class DecisionGraph(nn.Module):
-    """Raw features -> (probabilities, one_hot, label), the decision made in-graph as zoo.decision does it."""
+    """Raw features -> (probabilities, one_hot, label), the decision made in-graph as zoo.core.decision does it."""
 
     def __init__(self, model: MLP, threshold: float):
         super().__init__()

@@ -1,0 +1,1 @@
+"""Torch-free core shared by export, server and client: the model contract, the repository on disk, decisions, atomic writes."""
