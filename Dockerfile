@@ -9,13 +9,16 @@
 # GPU image: the onnxruntime-gpu wheel needs the CUDA and cuDNN runtime libraries, which
 # python:*-slim lacks (there the CUDA provider fails to load and every model runs on CPU; start
 # with --require-gpu / ZOO_REQUIRE_GPU=1 to make that fatal). Build FROM a CUDA runtime image whose
-# CUDA/cuDNN majors match onnxruntime-gpu's (CUDA 12 + cuDNN 9 for current releases), e.g.
-#   docker build -t zoo-server:gpu --build-arg BASE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04 .
-# and run with the NVIDIA container toolkit (`docker run --gpus all ...`). That base has no Python:
-# deploy/docker/make-venv.sh installs the distribution's python3 (>= 3.10 works) with apt.
+# CUDA/cuDNN majors match the onnxruntime-gpu that pip installs: the current PyPI wheels (1.31) are
+# CUDA 13 + cuDNN 9 builds (the CUDA provider links libcudart.so.13 and libcublas.so.13; older
+# releases targeted older CUDA majors: `cuda_version` in onnxruntime/capi/build_and_package_info.py tells), e.g.
+#   docker build -t zoo-server:gpu --build-arg BASE=nvidia/cuda:13.0.2-cudnn-runtime-ubuntu24.04 .
+# and run with the NVIDIA container toolkit (`docker run --gpus all ...`) on a host driver new
+# enough for CUDA 13 (R580+). That base has no Python: deploy/docker/make-venv.sh installs the
+# distribution's python3 (Ubuntu 24.04: 3.12; the zoo wheel needs >= 3.11) with apt.
 #
 # Build arguments:
-#   BASE   base image of both stages; needs python3 >= 3.10 with venv, or apt (default python:3.11-slim-bookworm)
+#   BASE   base image of both stages; needs python3 >= 3.11 with venv, or apt (default python:3.11-slim-bookworm)
 #   ORT    onnxruntime-gpu (default, what the `serve` extra pins) or onnxruntime (CPU-only)
 #   PIP_INDEX_URL, PIP_EXTRA_INDEX_URL, PIP_CERT   a package mirror / CA bundle for pip during the build
 #          (visible in the image history: never put credentials here, use a build secret instead)
@@ -33,10 +36,12 @@ COPY deploy/docker/make-venv.sh /usr/local/bin/make-venv
 RUN make-venv /opt/build
 WORKDIR /src
 COPY . .
-# pyproject.toml stays the one list of serving dependencies: read them back from the wheel's
-# metadata (base + `serve` extra) and swap only the onnxruntime flavour for ${ORT}.
-RUN /opt/build/bin/pip wheel --no-deps --wheel-dir /dist . \
- && /opt/build/bin/python deploy/docker/serve_requirements.py /dist/zoo-*.whl serve "${ORT}" > /dist/requirements.txt \
+# pyproject.toml stays the one list of serving dependencies: read them (base + `serve` extra) and
+# swap only the onnxruntime flavour for ${ORT}. Environment markers stay on the lines: pip evaluates
+# them below, against the runtime image's own interpreter.
+RUN /opt/build/bin/pip install packaging \
+ && /opt/build/bin/pip wheel --no-deps --wheel-dir /dist . \
+ && /opt/build/bin/python deploy/docker/serve_requirements.py pyproject.toml serve "${ORT}" > /dist/requirements.txt \
  && cat /dist/requirements.txt
 
 # ---- runtime -------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 #
 #   deploy/build-image.sh                         # zoo-server:latest, onnxruntime-gpu, python:3.11-slim-bookworm
 #   ORT=onnxruntime IMAGE=zoo-server:cpu deploy/build-image.sh
-#   BASE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04 IMAGE=zoo-server:gpu deploy/build-image.sh
+#   BASE=nvidia/cuda:13.0.2-cudnn-runtime-ubuntu24.04 IMAGE=zoo-server:gpu deploy/build-image.sh
 #   HOST_CA=1 ENGINE=podman deploy/build-image.sh --isolation=chroot --network=host
 #
 # Environment:

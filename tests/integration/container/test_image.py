@@ -12,6 +12,7 @@ one; ZOO_DEBIAN_MIRROR picks the debootstrap mirror; PIP_INDEX_URL is passed to 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -150,6 +151,11 @@ def test_image_holds_no_torch_onnx_pip_or_compiler(container):
     assert "usage: zoo-server" in run_in(container, "zoo-server", "--help").stdout
 
 
+def test_image_has_uvloop_whose_requirement_carries_a_marker(container):
+    # `uvloop>=0.19; sys_platform != 'win32'` in the serve extra: its marker must reach pip, not drop the line
+    assert run_in(container, "python", "-c", "import uvloop; print(uvloop.__version__)").stdout.strip()
+
+
 def _children(pid: int) -> list[int]:
     """All descendants of pid, from /proc."""
     parents: dict[int, int] = {}
@@ -194,12 +200,17 @@ def served(container, models):
         pytest.fail("zoo-server in the container exited:\n" + "".join(lines))
     yield port, metrics, proc, lines
     if proc.poll() is None:
+        # killing `buildah run` alone leaves the server running, reparented to init, when a test failed early
+        with contextlib.suppress(AssertionError, ProcessLookupError):
+            os.kill(_server_pid(proc.pid), signal.SIGKILL)
         proc.kill()
         proc.wait(30)
 
 
 def test_served_from_the_container_health_infer_metrics_and_graceful_sigterm(served, container, models):
     port, metrics_port, proc, lines = served
+    # logged before "listening", so already among the lines wait_until_listening read
+    assert any("event loop: uvloop" in ln for ln in lines), "".join(lines)
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         health = health_pb2_grpc.HealthStub(channel)
         for service in ("", "iris", "breast-cancer"):
