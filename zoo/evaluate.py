@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from zoo.core import repository
+from zoo.core.contract import INPUT_NAME, OUTPUT_NAMES, ModelCard
+from zoo.core.onnx_session import open_session
 from zoo.data.dataset import DataError
 
 
@@ -35,7 +37,7 @@ def resolve_version(repo_root: str | Path, name: str, version: int | None) -> in
     return version
 
 
-def align_features(X: np.ndarray, names: list[str], card: repository.ModelCard, source: str) -> np.ndarray:
+def align_features(X: np.ndarray, names: list[str], card: ModelCard, source: str) -> np.ndarray:
     """Reorder named columns into the model's feature order; unnamed (f0, f1, ...) columns must match in count."""
     X = np.asarray(X, dtype=np.float32)
     if X.ndim != 2:
@@ -50,17 +52,14 @@ def align_features(X: np.ndarray, names: list[str], card: repository.ModelCard, 
     return np.ascontiguousarray(X)
 
 
-def run_model(repo_root: str | Path, card: repository.ModelCard, X: np.ndarray) -> dict[str, np.ndarray]:
+def run_model(repo_root: str | Path, card: ModelCard, X: np.ndarray) -> dict[str, np.ndarray]:
     """All outputs of the model on X via onnxruntime (CPU)."""
-    import onnxruntime as ort
-
     path = repository.verify_model_file(repo_root, card)
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    outs = sess.run(list(repository.OUTPUT_NAMES), {repository.INPUT_NAME: X})
-    return dict(zip(repository.OUTPUT_NAMES, outs))
+    sess = open_session(str(path), threads=0).session
+    return dict(zip(OUTPUT_NAMES, sess.run(list(OUTPUT_NAMES), {INPUT_NAME: X})))
 
 
-def evaluate(repo_root, name, version, X, y_true: np.ndarray, card: repository.ModelCard | None = None) -> Evaluation:
+def evaluate(repo_root, name, version, X, y_true: np.ndarray, card: ModelCard | None = None) -> Evaluation:
     """Accuracy (exact match for multilabel) and, for single-label tasks, the confusion matrix."""
     from zoo.plots import confusion_matrix
 
@@ -75,7 +74,7 @@ def evaluate(repo_root, name, version, X, y_true: np.ndarray, card: repository.M
     return Evaluation(card.name, card.version, len(X), acc, cm, card.class_names)
 
 
-def encode_labels(raw: list[list[str]], card: repository.ModelCard, source: str) -> np.ndarray:
+def encode_labels(raw: list[list[str]], card: ModelCard, source: str) -> np.ndarray:
     """Map label strings of a file onto the model's class indices (multilabel: 0/1 columns)."""
     if card.task == "multilabel":
         return np.array([[float(v in ("1", "1.0", "true", "True")) for v in row] for row in raw], dtype=np.float32)
@@ -86,3 +85,21 @@ def encode_labels(raw: list[list[str]], card: repository.ModelCard, source: str)
             raise DataError(f"{source}: row {r}: label {row[0]!r} is not one of the model's classes ({', '.join(card.class_names)})")
         out[r] = index[row[0]]
     return out
+
+
+def training_overlap(card: ModelCard, X: np.ndarray) -> tuple[int, str]:
+    """(how many rows of X were training rows of the model, '') or (0, why that cannot be told)."""
+    from zoo.data import origin
+
+    recorded = card.extra.get("dataset_origin")
+    if not recorded:
+        return 0, "the model does not record its training data (exported by an older zoo)"
+    try:
+        data = origin.load(recorded, name=card.name)
+    except (DataError, OSError, ValueError) as e:
+        return 0, str(e)
+    # Rows compared as the model sees them (float32 bytes), via a set: no per-pair comparison.
+    train = np.ascontiguousarray(data.X_train, dtype=np.float32)
+    seen = {row.tobytes() for row in train}
+    rows = np.ascontiguousarray(X, dtype=np.float32)
+    return sum(row.tobytes() in seen for row in rows), ""

@@ -1,7 +1,8 @@
-"""The versioned model repository on disk: `<root>/<name>/<version>/model.onnx` + metadata.json.
+"""The versioned model repository on disk: `<root>/<name>/<version>/model.onnx` + metadata.json (torch-free).
 
-Torch-free: the exporter writes through it and the server reads through it.
-Each model folder also holds a Triton-compatible `config.pbtxt`, so Triton loads the same tree.
+The exporter writes through it, tools read through it; the server reads through its own guarded reader
+(zoo/server/model_files.py), which applies the same name and version rules. Each model folder also holds a
+Triton-compatible `config.pbtxt`, so Triton loads the same tree.
 """
 
 from __future__ import annotations
@@ -9,39 +10,59 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
+
+from zoo.core.contract import ModelCard
 
 MODEL_FILE = "model.onnx"
 METADATA_FILE = "metadata.json"
 CONFIG_FILE = "config.pbtxt"
-INPUT_NAME = "input"
-OUTPUT_NAMES = ("probabilities", "one_hot", "label")
-TASKS = ("multiclass", "binary", "multilabel")
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+MAX_NAME_LENGTH = 128
+# One path component: letters, digits, '.', '_', '-'; never '.', '..' or a hidden name.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,%d}" % (MAX_NAME_LENGTH - 1))
+# Canonical decimals only: '01', '+1' or ' 1' are not version 1.
+VERSION_PATTERN = re.compile(r"[1-9][0-9]{0,17}")
+
+
+def is_valid_name(name: str) -> bool:
+    """Whether `name` is a model name: one path component of the allowed characters."""
+    return isinstance(name, str) and NAME_PATTERN.fullmatch(name) is not None
 
 
 def check_name(name: str) -> str:
-    """Return `name` if it is a valid model name (letters, digits, '_', '-', '.'), else raise ValueError."""
-    if not _NAME_RE.match(name or ""):
-        raise ValueError(f"invalid model name {name!r}: use letters, digits, '_', '-' or '.' (at most 128)")
+    """Return `name` if it is a valid model name, else raise ValueError saying what is allowed."""
+    if not is_valid_name(name):
+        raise ValueError(f"invalid model name {shown(name)}: use letters, digits, '.', '_' or '-', "
+                         f"at most {MAX_NAME_LENGTH} characters, not starting with '.', '_' or '-'")
     return name
 
 
+def parse_version(text: str) -> int | None:
+    """The version a folder name or request string denotes, or None unless it is a canonical positive decimal."""
+    return int(text) if isinstance(text, str) and VERSION_PATTERN.fullmatch(text) else None
+
+
+def shown(text: object, limit: int = 64) -> str:
+    """A name as echoed back in messages: quoted, and cut to `limit` characters."""
+    s = str(text)
+    return repr(s) if len(s) <= limit else repr(s[:limit]) + f"... ({len(s)} characters)"
+
+
 def model_names(root: str | Path) -> list[str]:
-    """Names of the models in the repository (folders holding at least one numeric version)."""
+    """Names of the models in the repository (valid names of folders holding at least one version)."""
     root = Path(root)
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and versions(root, p.name))
+    return sorted(p.name for p in root.iterdir() if is_valid_name(p.name) and p.is_dir() and versions(root, p.name))
 
 
 def versions(root: str | Path, name: str) -> list[int]:
-    """The model's versions, ascending (numeric folder names; staging folders are hidden and skipped)."""
-    folder = Path(root) / name
+    """The model's versions, ascending (canonical numeric folder names; staging folders are hidden and skipped)."""
+    folder = Path(root) / check_name(name)
     if not folder.is_dir():
         return []
-    return sorted(int(p.name) for p in folder.iterdir() if p.is_dir() and p.name.isdigit() and int(p.name) > 0)
+    found = (parse_version(p.name) for p in folder.iterdir() if p.is_dir())
+    return sorted(v for v in found if v is not None)
 
 
 def latest_version(root: str | Path, name: str) -> int | None:
@@ -57,7 +78,12 @@ def next_version(root: str | Path, name: str) -> int:
 
 def version_dir(root: str | Path, name: str, version: int) -> Path:
     """Folder of one version of one model."""
-    return Path(root) / name / str(int(version))
+    return Path(root) / check_name(name) / str(int(version))
+
+
+def sha256_bytes(data: bytes | memoryview) -> str:
+    """Hex SHA-256 of bytes."""
+    return hashlib.sha256(data).hexdigest()
 
 
 def sha256_file(path: str | Path) -> str:
@@ -69,64 +95,26 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
-@dataclass
-class ModelCard:
-    """What a consumer needs to know about one exported model version (read from metadata.json)."""
-
-    name: str
-    version: int
-    task: str
-    feature_names: list[str]
-    class_names: list[str]
-    default_threshold: float
-    model_sha256: str
-    selfcheck_inputs: list[list[float]] = field(default_factory=list)
-    selfcheck_probabilities: list[list[float]] = field(default_factory=list)
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def num_features(self) -> int:
-        """Width of the input row."""
-        return len(self.feature_names)
-
-    @property
-    def num_classes(self) -> int:
-        """Width of `probabilities` and `one_hot`."""
-        return len(self.class_names)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ModelCard":
-        """Build a card from the parsed metadata.json; raises ValueError naming a missing or bad key."""
-        try:
-            card = cls(
-                name=str(d["name"]),
-                version=int(d["version"]),
-                task=str(d["task"]),
-                feature_names=[str(x) for x in d["feature_names"]],
-                class_names=[str(x) for x in d["class_names"]],
-                default_threshold=float(d["default_threshold"]),
-                model_sha256=str(d["model_sha256"]),
-                selfcheck_inputs=d.get("selfcheck", {}).get("inputs", []),
-                selfcheck_probabilities=d.get("selfcheck", {}).get("probabilities", []),
-                extra=d,
-            )
-        except KeyError as e:
-            raise ValueError(f"metadata is missing key {e.args[0]!r}") from None
-        if card.task not in TASKS:
-            raise ValueError(f"metadata task {card.task!r} is not one of {', '.join(TASKS)}")
-        return card
+def parse_card(text: str | bytes, source: str) -> ModelCard:
+    """A card from metadata.json's text; ValueError naming `source` when it is not valid."""
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{source} is not valid JSON: {e}") from None
+    try:
+        return ModelCard.from_dict(data)
+    except ValueError as e:
+        raise ValueError(f"{source}: {e}") from None
 
 
 def read_card(root: str | Path, name: str, version: int) -> ModelCard:
     """Read and validate the metadata.json of one version."""
     path = version_dir(root, name, version) / METADATA_FILE
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_bytes()
     except FileNotFoundError:
         raise ValueError(f"{path} is missing") from None
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not valid JSON: {e}") from None
-    return ModelCard.from_dict(data)
+    return parse_card(text, str(path))
 
 
 def verify_model_file(root: str | Path, card: ModelCard) -> Path:

@@ -1,5 +1,5 @@
 """Generated KServe v2 / Triton gRPC stubs (package `inference`); regenerate with `python protos/generate.py`.
 
-The messages live in protobuf package `inference`, like tritonclient's own copies, so the two
-cannot be imported into one Python process (the default descriptor pool refuses duplicate symbols).
+The descriptors live in zoo's private pool (`zoo.proto._pool.POOL`), not protobuf's default one, so these stubs
+import beside tritonclient's and KServe's copies of the same protocol in one process.
 """

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from safetensors.torch import load_file, save
 
-from zoo.core.atomic import publish_dir, remove_tree, staging_dir, write_bytes, write_json
+from zoo.core.atomic import publish_dir, remove_stale_staging, remove_tree, staging_dir, write_bytes, write_json
 from zoo.data.dataset import Dataset
 from zoo.training.model import MLP, MLPSpec
 
@@ -50,6 +50,7 @@ def save_run(runs_dir: str | Path, name: str, model: MLP, data: Dataset, config:
     """Write a run folder in a hidden staging folder, then rename it into `runs_dir/name/<id>`."""
     parent = Path(runs_dir) / name
     stage = staging_dir(parent, "run")
+    remove_stale_staging(parent, "run", keep=stage)  # left by a run that was killed
     try:
         state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
         write_bytes(stage / WEIGHTS_FILE, save(state))
@@ -60,7 +61,7 @@ def save_run(runs_dir: str | Path, name: str, model: MLP, data: Dataset, config:
             "feature_names": data.feature_names,
             "class_names": data.class_names,
             "dataset": {"name": data.name, "source": data.source, "fingerprint": data.fingerprint(),
-                        "train_rows": int(len(data.X_train)), "test_rows": int(len(data.X_test))},
+                        "train_rows": int(len(data.X_train)), "test_rows": int(len(data.X_test)), "origin": data.origin},
         }
         write_json(stage / MODEL_FILE, info)
         write_json(stage / CONFIG_FILE, config)

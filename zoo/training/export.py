@@ -13,15 +13,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from zoo.core import decision, repository
-from zoo.core.atomic import publish_dir, remove_tree, staging_dir, write_json, write_text
+from zoo.core import decision, model_config, repository
+from zoo.core.atomic import publish_dir, remove_stale_staging, remove_tree, staging_dir, write_json, write_text
+from zoo.core.contract import DEFAULT_BATCHING, INPUT_NAME, OUTPUT_NAMES, ModelCard
+from zoo.core.onnx_session import open_session
 from zoo.training.checkpoint import Run
 from zoo.training.model import MLP
 
 OPSET = 18
 PARITY_TOLERANCE = 1e-5
 SELFCHECK_ROWS = 8  # rows stored in metadata.json so a server can verify a freshly loaded version
-DEFAULT_MAX_BATCH = 1024
 
 
 class ExportError(RuntimeError):
@@ -69,27 +70,18 @@ def _onnx_export(graph: DecisionGraph, num_features: int, path: Path, opset: int
         logging.getLogger(noisy).setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(graph, (example,), str(path), input_names=[repository.INPUT_NAME],
-                          output_names=list(repository.OUTPUT_NAMES), opset_version=opset,
+        torch.onnx.export(graph, (example,), str(path), input_names=[INPUT_NAME],
+                          output_names=list(OUTPUT_NAMES), opset_version=opset,
                           dynamo=True, dynamic_shapes={"x": {0: batch}}, external_data=False, verbose=False)
-
-
-def _session(path: Path):
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.log_severity_level = 3
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
 def parity_report(graph: DecisionGraph, onnx_path: Path, X: np.ndarray, threshold: float) -> dict:
     """Compare torch and onnxruntime on X, and each row alone vs in the batch; `passed` says if the gate holds."""
     with torch.no_grad():
         p_t, oh_t, lab_t = (t.numpy() for t in graph(torch.as_tensor(X)))
-    sess = _session(onnx_path)
-    p_o, oh_o, lab_o = sess.run(list(repository.OUTPUT_NAMES), {repository.INPUT_NAME: X})
-    alone = [sess.run(list(repository.OUTPUT_NAMES), {repository.INPUT_NAME: X[i:i + 1]}) for i in range(len(X))]
+    sess = open_session(str(onnx_path)).session
+    p_o, oh_o, lab_o = sess.run(list(OUTPUT_NAMES), {INPUT_NAME: X})
+    alone = [sess.run(list(OUTPUT_NAMES), {INPUT_NAME: X[i:i + 1]}) for i in range(len(X))]
     p_alone = np.concatenate([a[0] for a in alone])
     oh_alone = np.concatenate([a[1] for a in alone])
     task = graph.task
@@ -115,20 +107,6 @@ def parity_report(graph: DecisionGraph, onnx_path: Path, X: np.ndarray, threshol
     )
     report["selfcheck"] = {"inputs": X[:SELFCHECK_ROWS].tolist(), "probabilities": p_o[:SELFCHECK_ROWS].tolist()}
     return report
-
-
-def triton_config(name: str, num_features: int, num_classes: int, max_batch: int = DEFAULT_MAX_BATCH,
-                  queue_delay_us: int = 500) -> str:
-    """config.pbtxt for Triton's onnxruntime backend, matching the exported graph."""
-    return (
-        f'name: "{name}"\nplatform: "onnxruntime_onnx"\nmax_batch_size: {max_batch}\n'
-        f'input [\n  {{ name: "input" data_type: TYPE_FP32 dims: [ {num_features} ] }}\n]\n'
-        f"output [\n"
-        f'  {{ name: "probabilities" data_type: TYPE_FP32 dims: [ {num_classes} ] }},\n'
-        f'  {{ name: "one_hot" data_type: TYPE_FP32 dims: [ {num_classes} ] }},\n'
-        f'  {{ name: "label" data_type: TYPE_INT64 dims: [ 1 ] reshape {{ shape: [ ] }} }}\n]\n'
-        f"dynamic_batching {{ max_queue_delay_microseconds: {queue_delay_us} }}\n"
-    )
 
 
 def _source_commit() -> str | None:
@@ -167,6 +145,7 @@ def export_run(run: Run, repo_root: str | Path, name: str | None = None, thresho
     X = np.ascontiguousarray(X, dtype=np.float32)
     model_dir = Path(repo_root) / name
     stage = staging_dir(model_dir, "export")
+    remove_stale_staging(model_dir, "export", keep=stage)  # left by an export that was killed
     try:
         onnx_path = stage / repository.MODEL_FILE
         _onnx_export(graph, run.model.spec.num_features, onnx_path, opset)
@@ -186,6 +165,7 @@ def export_run(run: Run, repo_root: str | Path, name: str | None = None, thresho
             "metrics": {k: v for k, v in run.metrics.items() if k != "history"},
             "dataset_fingerprint": run.info["dataset"]["fingerprint"],
             "dataset": run.info["dataset"]["name"],
+            "dataset_origin": run.info["dataset"].get("origin") or {},
             "seed": run.config.get("seed"),
             "source_commit": _source_commit(),
             "run": str(run.path),
@@ -202,7 +182,9 @@ def export_run(run: Run, repo_root: str | Path, name: str | None = None, thresho
         sha = repository.sha256_file(onnx_path)
         while True:  # a concurrent export may take our version number: take the next one
             version = repository.next_version(repo_root, name)
-            write_json(stage / repository.METADATA_FILE, {**facts, "version": version, "model_sha256": sha, "selfcheck": selfcheck})
+            metadata = {**facts, "version": version, "model_sha256": sha, "selfcheck": selfcheck}
+            card = ModelCard.from_dict(metadata)  # what the server will read back: checked before it is published
+            write_json(stage / repository.METADATA_FILE, metadata)
             try:
                 final = publish_dir(stage, repository.version_dir(repo_root, name, version))
                 break
@@ -211,5 +193,6 @@ def export_run(run: Run, repo_root: str | Path, name: str | None = None, thresho
     except BaseException:
         remove_tree(stage)
         raise
-    write_text(model_dir / repository.CONFIG_FILE, triton_config(name, spec.num_features, spec.num_classes))
+    # The same message the server's ModelConfig RPC answers with, so Triton and zoo read one configuration.
+    write_text(model_dir / repository.CONFIG_FILE, model_config.to_pbtxt(model_config.build(card, DEFAULT_BATCHING)))
     return ExportResult(final, name, version, parity)

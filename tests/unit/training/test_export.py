@@ -8,13 +8,14 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from zoo.core import decision, repository
-from zoo.training.checkpoint import load_run, save_run
+from zoo.core import decision, model_config, repository
+from zoo.core.contract import DEFAULT_BATCHING, OUTPUT_NAMES
 from zoo.data.dataset import from_arrays
+from zoo.training.checkpoint import load_run, save_run
 from zoo.training.export import ExportError, export_run
 from zoo.training.loop import TrainConfig, fit
 
-OUTS = list(repository.OUTPUT_NAMES)
+OUTS = list(OUTPUT_NAMES)
 
 
 def session(path):
@@ -61,8 +62,13 @@ def test_graph_interface_and_metadata(exported_repo):
     assert meta["parity"]["passed"] and meta["parity"]["max_abs_diff_probabilities"] <= 1e-5
     assert card.class_names == ["setosa", "versicolor", "virginica"] and card.feature_names[0] == "sepal_length_cm"
     assert len(card.selfcheck_inputs) == 8
-    cfg = (exported_repo / "iris" / "config.pbtxt").read_text()
-    assert 'platform: "onnxruntime_onnx"' in cfg and "dims: [ 4 ]" in cfg and "dynamic_batching" in cfg
+    # config.pbtxt is the ModelConfig message built from the card: the text Triton reads parses back to it.
+    cfg = model_config.from_pbtxt((exported_repo / "iris" / "config.pbtxt").read_text())
+    assert cfg == model_config.build(card, DEFAULT_BATCHING)
+    assert (cfg.platform, cfg.max_batch_size, list(cfg.input[0].dims)) == ("onnxruntime_onnx", 1024, [4])
+    assert [(o.name, list(o.dims), o.HasField("reshape")) for o in cfg.output] == [
+        ("probabilities", [3], False), ("one_hot", [3], False), ("label", [1], True)]
+    assert json.loads(cfg.parameters["class_names"].string_value) == card.class_names
 
 
 def _tiny_run(tmp_path, task):
@@ -118,3 +124,17 @@ def test_published_files_are_readable_by_others(exported_repo):
     version = exported_repo / "iris" / "1"
     for p in (version, version / "model.onnx", version / "metadata.json", exported_repo / "iris" / "config.pbtxt"):
         assert p.stat().st_mode & stat.S_IROTH, p
+
+
+def test_export_removes_staging_folders_left_by_a_killed_export(tmp_path):
+    from zoo.core.atomic import OWNER_FILE, staging_dir
+
+    run = _tiny_run(tmp_path, "binary")
+    repo = tmp_path / "models"
+    dead = staging_dir(repo / "tiny", "export")  # as a killed export leaves it: its owner process is gone
+    (dead / OWNER_FILE).write_text("%s 999999999\n" % __import__("socket").gethostname())
+    (dead / "model.onnx").write_bytes(b"half written")
+    alive = staging_dir(repo / "tiny", "export")  # this process's own: still running, must be kept
+    export_run(run, repo, name="tiny")
+    assert not dead.exists() and alive.exists()
+    assert {p.name for p in (repo / "tiny").iterdir()} == {"1", alive.name, "config.pbtxt"}

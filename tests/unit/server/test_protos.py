@@ -64,3 +64,34 @@ def test_every_message_and_rpc_matches_tritonclient():
         for name, spec in fields.items():
             assert name in theirs[key], f"{key}.{name} is not in Triton's protocol"
             assert spec == theirs[key][name], f"{key}.{name}: ours {spec}, Triton's {theirs[key][name]}"
+
+
+_IMPORTS = r"""
+import importlib, sys
+for name in sys.argv[1:]:
+    importlib.import_module(name)
+from zoo.proto import grpc_service_pb2 as pb
+req = pb.ModelInferRequest(model_name="iris", id="7")
+req.inputs.add(name="input", datatype="FP32", shape=[1, 4])
+if "tritonclient.grpc" in sys.modules:  # the same bytes mean the same message to a stock client
+    from tritonclient.grpc import service_pb2 as theirs
+    again = theirs.ModelInferRequest.FromString(req.SerializeToString())
+    assert (again.model_name, again.id, list(again.inputs[0].shape)) == ("iris", "7", [1, 4])
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("order", [
+    ["zoo.client", "zoo.server.app", "tritonclient.grpc"],
+    ["tritonclient.grpc", "zoo.client", "zoo.server.app"],
+    ["zoo.client", "zoo.server.app", "kserve"],
+    ["kserve", "zoo.client", "zoo.server.app"],
+])
+def test_zoo_imports_beside_stock_clients_in_one_process(order):
+    # zoo's descriptors live in a private pool; tritonclient's and KServe's use the default one. (Those two
+    # cannot share a process with each other: both put package `inference` in the default pool.)
+    for module in order:
+        if not module.startswith("zoo") and importlib.util.find_spec(module.split(".")[0]) is None:
+            pytest.skip(f"{module} is not installed")
+    res = subprocess.run([sys.executable, "-c", _IMPORTS, *order], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr[-2000:]

@@ -1,0 +1,127 @@
+"""The model contract: what every exported zoo model takes and gives, stated once.
+
+Torch-free and numpy-only. The exporter builds graphs to it, the server checks loaded sessions against it and
+answers metadata from it, the client and tools read it back. A model's own facts (features, classes, task,
+threshold) come from its card, written once at export into metadata.json.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+PLATFORM = "onnxruntime_onnx"  # Triton's platform name for ONNX models
+BACKEND = "onnxruntime"
+INPUT_NAME = "input"
+PROBABILITIES, ONE_HOT, LABEL = "probabilities", "one_hot", "label"
+OUTPUT_NAMES = (PROBABILITIES, ONE_HOT, LABEL)
+TASKS = ("multiclass", "binary", "multilabel")
+
+# Request parameter: a per-request decision threshold. Stock clients (tritonclient, KServe's SDK) can only send
+# bool, int and str parameters, so a numeric string is accepted as well as a double.
+THRESHOLD_PARAM = "threshold"
+
+# ModelConfig parameters carrying the card's facts to clients; name lists are JSON arrays (names may hold commas).
+CONFIG_TASK = "task"
+CONFIG_FEATURE_NAMES = "feature_names"
+CONFIG_CLASS_NAMES = "class_names"
+CONFIG_DEFAULT_THRESHOLD = "default_threshold"
+CONFIG_VERSION = "version"
+CONFIG_EXECUTION_PROVIDER = "execution_provider"
+
+# KServe v2 datatypes of the tensors zoo exchanges, little-endian on the wire.
+NUMPY_DTYPES = {"FP32": np.dtype("<f4"), "INT64": np.dtype("<i8")}
+DATATYPES = {np.dtype(np.float32): "FP32", np.dtype(np.int64): "INT64"}
+
+
+@dataclass(frozen=True)
+class Batching:
+    """Dynamic batching settings, shared by the server and the config.pbtxt written at export."""
+
+    max_batch_size: int = 1024  # rows per model call; larger requests are split, not refused
+    max_queue_delay_us: int = 0  # extra wait for a batch to fill; 0: a batch starts as soon as the model is free
+
+
+DEFAULT_BATCHING = Batching()
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One tensor of the contract: name, KServe v2 datatype and shape (-1: the batch dimension)."""
+
+    name: str
+    datatype: str
+    shape: tuple[int, ...]
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The numpy dtype of the tensor on the wire."""
+        return NUMPY_DTYPES[self.datatype]
+
+
+@dataclass
+class ModelCard:
+    """The facts of one exported model version, as recorded in its metadata.json."""
+
+    name: str
+    version: int
+    task: str
+    feature_names: list[str]
+    class_names: list[str]
+    default_threshold: float
+    model_sha256: str
+    selfcheck_inputs: list[list[float]] = field(default_factory=list)
+    selfcheck_probabilities: list[list[float]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)  # the whole metadata.json
+
+    @property
+    def num_features(self) -> int:
+        """Width of the input row."""
+        return len(self.feature_names)
+
+    @property
+    def num_classes(self) -> int:
+        """Width of `probabilities` and `one_hot`."""
+        return len(self.class_names)
+
+    @property
+    def input(self) -> TensorSpec:
+        """The one input: FP32 rows of the features."""
+        return TensorSpec(INPUT_NAME, "FP32", (-1, self.num_features))
+
+    @property
+    def outputs(self) -> tuple[TensorSpec, ...]:
+        """The outputs, in graph order."""
+        c = self.num_classes
+        return (TensorSpec(PROBABILITIES, "FP32", (-1, c)), TensorSpec(ONE_HOT, "FP32", (-1, c)), TensorSpec(LABEL, "INT64", (-1,)))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelCard":
+        """Build a card from the parsed metadata.json; raises ValueError naming a missing or bad key."""
+        if not isinstance(d, dict):
+            raise ValueError(f"metadata must be a JSON object; got {type(d).__name__}")
+        try:
+            selfcheck = d.get("selfcheck") or {}
+            card = cls(
+                name=str(d["name"]),
+                version=int(d["version"]),
+                task=str(d["task"]),
+                feature_names=[str(x) for x in d["feature_names"]],
+                class_names=[str(x) for x in d["class_names"]],
+                default_threshold=float(d["default_threshold"]),
+                model_sha256=str(d["model_sha256"]),
+                selfcheck_inputs=list(selfcheck.get("inputs", [])),
+                selfcheck_probabilities=list(selfcheck.get("probabilities", [])),
+                extra=d,
+            )
+        except KeyError as e:
+            raise ValueError(f"metadata is missing key {e.args[0]!r}") from None
+        except (TypeError, ValueError, AttributeError) as e:
+            raise ValueError(f"metadata has a malformed value: {e}") from None
+        if card.task not in TASKS:
+            raise ValueError(f"metadata task {card.task!r} is not one of {', '.join(TASKS)}")
+        if not card.feature_names or len(card.class_names) < 2:
+            raise ValueError(f"metadata lists {card.num_features} features and {card.num_classes} classes; need >= 1 and >= 2")
+        return card
