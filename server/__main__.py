@@ -1,7 +1,5 @@
 """`python -m zoo.server`: same as the zoo-server console script."""
 
-import sys
+from zoo.server.cli import main
 
-from zoo.server.app import main
-
-sys.exit(main())
+main()

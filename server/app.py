@@ -1,57 +1,87 @@
-"""The zoo-server process: gRPC server, health, reflection, metrics endpoint, polling and graceful shutdown."""
+"""The server process: ports bound first, models loaded, then serving until SIGTERM drains it."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import os
 import signal
-import sys
 import threading
-from typing import Callable, Mapping, Sequence
+from typing import Callable
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from zoo.proto import grpc_service_pb2 as pb
-from zoo.proto import grpc_service_pb2_grpc as pb_grpc
+from zoo.proto._pool import POOL
+from zoo.server.dataplane import DataPlane
+from zoo.server.grpc_api.auth import TokenAuth
+from zoo.server.grpc_api.service import SERVICE, handler
+from zoo.server.grpc_api.servicer import InferenceServicer
 from zoo.server.metrics import Metrics
 from zoo.server.registry import Registry
 from zoo.server.runtime import GpuRequired
-from zoo.server.servicer import InferenceServicer
-from zoo.server.settings import ServerSettings, env_defaults
+from zoo.server.settings import ServerSettings, SettingsError
 
 log = logging.getLogger("zoo.server")
-SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
+SHUTDOWN_MARGIN_S = 5.0  # beyond the grace period, for closing batchers and ports
 
 
-def bind(server: grpc.aio.Server, host: str, port: int, tls_cert: str = "", tls_key: str = "") -> int:
-    """Bind the port (TLS when a certificate and key are given) and return the port really bound (0 picks a free one)."""
+class PortInUse(OSError):
+    """A port the server must listen on is taken; the message names the flag that sets it."""
+
+
+def grpc_options(s: ServerSettings) -> list[tuple[str, int]]:
+    """Channel arguments: message caps, resource limits and keepalive enforcement."""
+    return [
+        ("grpc.max_send_message_length", s.max_message_bytes),
+        ("grpc.max_receive_message_length", s.max_message_bytes),
+        ("grpc.so_reuseport", 0),  # a second server on the same port must fail, not share it
+        ("grpc.max_concurrent_streams", s.max_streams_per_connection),
+        ("grpc.max_connection_idle_ms", int(s.connection_idle_timeout * 1000)),
+        ("grpc.keepalive_time_ms", int(s.keepalive_time * 1000)),
+        ("grpc.keepalive_timeout_ms", 20_000),
+        # Clients may ping at most every 10 s, and not at all with no RPC in flight: a ping flood is cut off.
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+        ("grpc.http2.max_ping_strikes", 2),
+        ("grpc.keepalive_permit_without_calls", 0),
+    ]
+
+
+def _credentials(s: ServerSettings) -> grpc.ServerCredentials | None:
+    if not s.tls_cert:
+        return None
+    with open(s.tls_key, "rb") as k, open(s.tls_cert, "rb") as c:
+        key, cert = k.read(), c.read()
+    if not s.tls_client_ca:
+        return grpc.ssl_server_credentials([(key, cert)])
+    with open(s.tls_client_ca, "rb") as f:
+        ca = f.read()
+    return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=True)
+
+
+def bind(server: grpc.aio.Server, host: str, port: int, creds: grpc.ServerCredentials | None) -> int:
+    """Bind the gRPC port and return the port really bound (0 picks a free one); PortInUse names --port."""
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    if tls_cert or tls_key:
-        if not (tls_cert and tls_key):
-            raise ValueError("TLS needs both --tls-cert and --tls-key")
-        with open(tls_key, "rb") as k, open(tls_cert, "rb") as c:
-            creds = grpc.ssl_server_credentials([(k.read(), c.read())])
-        bound = server.add_secure_port(address, creds)
-    else:
-        bound = server.add_insecure_port(address)
-    if not bound:  # older grpcio reports failure as 0 instead of raising
-        raise RuntimeError(f"could not bind {address}")
+    try:
+        bound = server.add_secure_port(address, creds) if creds else server.add_insecure_port(address)
+    except RuntimeError:
+        bound = 0
+    if not bound:
+        raise PortInUse(f"cannot listen on {address} (--port {port}): the port is in use or the address is not local")
     return bound
 
 
 class ZooServer:
-    """One server instance; start(), then wait() until stop() is requested, then shutdown()."""
+    """One server instance: start(), then wait() until stop() is requested, then shutdown()."""
 
-    def __init__(self, settings: ServerSettings):
-        self.settings = settings.validate()
+    def __init__(self, settings: ServerSettings, *, registry: Registry | None = None):
+        self.settings = settings
         self.metrics = Metrics()
         self.health = health.aio.HealthServicer()
-        self.registry = Registry(settings, self.metrics, on_change=self._model_changed)
-        self.servicer = InferenceServicer(self.registry, self.metrics, settings)
+        self.registry = registry or Registry(settings, self.metrics, on_change=self._model_changed)
+        self.plane = DataPlane(self.registry, self.metrics, settings)
+        self.metrics.watch_queues(self.registry.queued)
         self.port: int | None = None
         self.metrics_port: int | None = None
         self._server: grpc.aio.Server | None = None
@@ -66,32 +96,42 @@ class ZooServer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def _grpc_server(self) -> grpc.aio.Server:
+        s = self.settings
+        token = s.token()
+        interceptors = [TokenAuth(token)] if token else []
+        server = grpc.aio.server(options=grpc_options(s), interceptors=interceptors, maximum_concurrent_rpcs=s.max_concurrent_rpcs)
+        servicer = InferenceServicer(self.plane, stream_idle_timeout=s.stream_idle_timeout)
+        server.add_generic_rpc_handlers((handler(servicer),))
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        services = [SERVICE.full_name, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]
+        reflection.enable_server_reflection(services, server, pool=POOL)
+        return server
+
     async def start(self) -> int:
-        """Load the repository, start serving; returns the bound gRPC port."""
+        """Bind every port (so a clash is reported before models load), load the repository, serve; returns the gRPC port."""
         s = self.settings
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        await self.registry.load_all()
-        options = [
-            ("grpc.max_send_message_length", s.max_message_bytes),
-            ("grpc.max_receive_message_length", s.max_message_bytes),
-            ("grpc.so_reuseport", 0),  # a second server on the same port must fail, not share it
-        ]
-        self._server = grpc.aio.server(options=options)
-        pb_grpc.add_GRPCInferenceServiceServicer_to_server(self.servicer, self._server)
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
-        reflection.enable_server_reflection(
-            [SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], self._server
-        )
-        self.port = bind(self._server, s.host, s.port, s.tls_cert, s.tls_key)
-        await self._server.start()
+        self._server = self._grpc_server()
+        self.port = bind(self._server, s.host, s.port, _credentials(s))
         if s.metrics_port >= 0:
-            self.metrics_port = self.metrics.serve_http(s.host, s.metrics_port)
-        if s.poll_interval_s > 0:
-            self._poller = self._loop.create_task(self.registry.poll_forever(s.poll_interval_s))
+            try:
+                self.metrics_port = self.metrics.serve_http(s.host, s.metrics_port)
+            except OSError as e:
+                raise PortInUse(f"cannot listen on {s.host}:{s.metrics_port} (--metrics-port {s.metrics_port}): {e.strerror}") from None
+        await self.registry.start()
+        if not self.registry.names():
+            log.warning("the repository %s holds no models yet: export one into it (`zoo train iris && zoo export iris "
+                        "--repository %s`, with zoo[train] installed), copy an exported model folder into it, or run "
+                        "`zoo bootstrap` to fill it with the default zoo", s.repository, s.repository)
+        await self._server.start()
+        if s.model_control_mode == "poll":
+            self._poller = self._loop.create_task(self.registry.poll_forever(s.poll_interval))
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
-        self.servicer.started = True
-        log.info("zoo-server listening on %s:%d (metrics port %s)", s.host, self.port, self.metrics_port)
+        self.plane.started = True
+        log.info("zoo-server listening on %s:%d (metrics port %s, model control %s)", s.host, self.port, self.metrics_port,
+                 s.model_control_mode)
         return self.port
 
     def stop(self) -> None:
@@ -104,22 +144,32 @@ class ZooServer:
         await self._stop.wait()
 
     async def shutdown(self) -> None:
-        """Stop accepting, let in-flight requests finish (up to grace_s), then release everything."""
-        log.info("zoo-server shutting down: draining in-flight requests (grace %.1fs)", self.settings.grace_s)
-        self.servicer.shutting_down = True
+        """Stop accepting, let in-flight requests finish (up to the grace period), then release everything."""
+        grace = self.settings.grace
+        log.info("zoo-server shutting down: draining in-flight requests (grace %.1fs)", grace)
+        self.plane.shutting_down = True
         await self.health.enter_graceful_shutdown()
         if self._poller is not None:
             self._poller.cancel()
-        if self._server is not None:
-            await self._server.stop(self.settings.grace_s)
-        await self.registry.close()
+        try:
+            # Bounded: a batch stuck in a model, or a hung loader, must not keep the process alive past the grace.
+            await asyncio.wait_for(self._drain(grace), grace + SHUTDOWN_MARGIN_S)
+        except asyncio.TimeoutError:
+            log.error("shutdown took longer than the grace period plus %.0f s; exiting anyway", SHUTDOWN_MARGIN_S)
         self.metrics.close()
         log.info("zoo-server stopped")
 
+    async def _drain(self, grace: float) -> None:
+        # Together: gRPC stops taking new calls and waits for those in flight, while the batchers run what is
+        # queued at once (a queue delay no longer applies) so that those calls can finish.
+        stopping = [self._server.stop(grace)] if self._server is not None else []
+        await asyncio.gather(*stopping, self.registry.close())
 
-async def serve(settings: ServerSettings, *, on_started: Callable[[ZooServer], None] | None = None) -> None:
+
+async def serve(settings: ServerSettings, *, on_started: Callable[[ZooServer], None] | None = None,
+                registry: Registry | None = None) -> None:
     """Run a server until stop() or SIGTERM/SIGINT (signals only when called from the main thread)."""
-    server = ZooServer(settings)
+    server = ZooServer(settings, registry=registry)
     try:
         await server.start()
         if threading.current_thread() is threading.main_thread():
@@ -147,7 +197,7 @@ def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def run(settings: ServerSettings) -> int:
-    """Blocking entry point used by `zoo serve` and `zoo-server`; returns the process exit code."""
+    """Blocking entry point of both server commands; returns the process exit code."""
     try:
         factory = loop_factory(settings.event_loop)
         # uvloop cuts the per-request cost of grpc.aio's callbacks by ~15% (bench/RESULTS.md).
@@ -157,43 +207,18 @@ def run(settings: ServerSettings) -> int:
     except GpuRequired as e:
         log.error("%s", e)
         return 3
-    except (RuntimeError, ValueError, OSError) as e:
+    except (PortInUse, SettingsError, ValueError, OSError) as e:
         log.error("zoo-server failed to start: %s", e)
         return 2
     return 0
 
 
-def parse_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> ServerSettings:
-    """ServerSettings from flags, falling back to ZOO_* variables of environ, then to the defaults."""
-    d = ServerSettings()
-    p = argparse.ArgumentParser(prog="zoo-server", description="Serve a zoo model repository over the KServe v2 gRPC protocol.")
-    p.add_argument("--repository", help=f"model repository root (default {d.repository}; env ZOO_REPOSITORY)")
-    p.add_argument("--host", help=f"address to bind (default {d.host})")
-    p.add_argument("--port", type=int, help=f"gRPC port, 0 = ephemeral (default {d.port})")
-    p.add_argument("--metrics-port", type=int, help=f"Prometheus port, 0 = ephemeral, -1 = off (default {d.metrics_port})")
-    p.add_argument("--max-batch-size", type=int, help=f"rows per model call (default {d.max_batch_size})")
-    p.add_argument("--max-queue-delay-us", type=int, help=f"longest wait for a batch to fill (default {d.max_queue_delay_us})")
-    p.add_argument("--max-queue-rows", type=int, help="rows queued per model before RESOURCE_EXHAUSTED (default 64 * max batch)")
-    p.add_argument("--require-gpu", action="store_const", const=True, help="fail to start unless CUDA runs the models")
-    p.add_argument("--poll-interval", dest="poll_interval_s", type=float, help="rescan the repository every N s, 0 = off (default 0)")
-    p.add_argument("--intra-op-threads", type=int, help=f"onnxruntime threads per model (default {d.intra_op_threads})")
-    p.add_argument("--max-message-bytes", type=int, help=f"gRPC message size cap (default {d.max_message_bytes})")
-    p.add_argument("--grace", dest="grace_s", type=float, help=f"seconds to drain on shutdown (default {d.grace_s})")
-    p.add_argument("--event-loop", choices=["auto", "uvloop", "asyncio"], help="event loop (default auto: uvloop when installed)")
-    p.add_argument("--tls-cert", help="PEM certificate chain: serve gRPC over TLS (with --tls-key)")
-    p.add_argument("--tls-key", help="PEM private key for --tls-cert")
-    args = vars(p.parse_args(argv))
-    values = env_defaults(os.environ if environ is None else environ)
-    values.update({k: v for k, v in args.items() if v is not None})
-    return ServerSettings(**values)
+def exit_now_if_loads_hang(code: int) -> None:
+    """Leave with `code` at once when an abandoned repository read still runs in a thread.
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """The zoo-server console script."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    try:
-        settings = parse_settings(argv).validate()
-    except ValueError as e:
-        log.error("%s", e)
-        return 2
-    return run(settings)
+    A normal exit would run C++ static destructors (onnxruntime's) under a thread still inside it; the work
+    is drained and logged already, so nothing is lost by skipping them.
+    """
+    if any(t.name.startswith("zoo-load") and t.is_alive() for t in threading.enumerate()):
+        logging.shutdown()
+        os._exit(code)

@@ -1,4 +1,4 @@
-"""Domain errors of the server; grpc_errors.py maps them to gRPC status codes at the edge."""
+"""Domain errors of the server; the transports (grpc_api/status.py, http_api) map them to status codes at the edge."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ class ServerError(Exception):
 
 
 class InvalidInput(ServerError):
-    """The request is malformed: wrong tensor name, datatype, shape, byte count, value or parameter."""
+    """The request is malformed: wrong tensor name, datatype, shape, byte count, value, parameter or name."""
 
 
 class ModelNotFound(ServerError):
-    """No model (or version) of that name exists in the repository."""
+    """No model (or version) of that name is known to the server."""
 
 
 class ModelNotReady(ServerError):
@@ -21,3 +21,12 @@ class ModelNotReady(ServerError):
 
 class Overloaded(ServerError):
     """The model's queue is full; the client should back off and retry."""
+
+
+class ControlDisabled(ServerError):
+    """A repository operation that the server's model control mode does not allow."""
+
+
+def kind(exc: BaseException) -> str:
+    """A transport-neutral name of an error for metrics labels: the domain class, or 'Internal'."""
+    return type(exc).__name__ if isinstance(exc, ServerError) else "Internal"

@@ -6,7 +6,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from typing import Callable, Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily
 
 from zoo.server.batcher import BatchReport
 
@@ -105,6 +108,18 @@ class Metrics:
             self.provider.remove(model, str(version), provider)
         except KeyError:
             pass
+
+    def watch_queues(self, queued: Callable[[], Iterable[tuple[str, int, int]]]) -> None:
+        """Publish rows waiting per model version, read at scrape time (nothing is paid per request)."""
+
+        class QueueCollector:
+            def collect(self):
+                g = GaugeMetricFamily("zoo_queued_rows", "Rows waiting for a batch", labels=["model", "version"])
+                for model, version, rows in queued():
+                    g.add_metric([model, str(version)], rows)
+                yield g
+
+        self.registry.register(QueueCollector())
 
     def serve_http(self, host: str, port: int) -> int:
         """Start the /metrics HTTP server on a daemon thread; returns the bound port (port 0 = ephemeral)."""

@@ -1,21 +1,34 @@
-"""The model manager: which versions of which models are loaded, hot reload, and unload."""
+"""The model manager: which versions of which models serve, kept in step with the repository on disk.
+
+Lookups are synchronous (a request looks up and enqueues in one step of the loop, so a version swap can't retire
+the batcher it picked). Loading runs in the Loader's threads; a version takes over only after its self-check, and
+the versions it replaces finish their queued requests first.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
 from zoo.core import repository
-from zoo.core.repository import ModelCard
+from zoo.core.contract import ModelCard
+from zoo.core.repository import shown
 from zoo.server.batcher import Batcher
-from zoo.server.errors import ModelNotFound, ModelNotReady
+from zoo.server.errors import ControlDisabled, InvalidInput, ModelNotFound, ModelNotReady
+from zoo.server.loader import Loader
 from zoo.server.metrics import Metrics
+from zoo.server.model_files import RepositoryFiles, Signature
 from zoo.server.runtime import GpuRequired, OnnxModel
 from zoo.server.settings import ServerSettings
 
 log = logging.getLogger(__name__)
+
+INLINE_VALUES = 16384  # CPU batches of at most this many numbers run on the event loop (tens of microseconds)
+LOADER_THREADS = 4
+SCAN_TIMEOUT_S = 10.0  # listing a folder or stat-ing a version's files
 
 
 @dataclass
@@ -25,6 +38,9 @@ class LoadedVersion:
     card: ModelCard
     model: OnnxModel
     batcher: Batcher
+    signature: Signature
+    loaded_at: float = field(default_factory=time.time)
+    files_changed: str = ""  # why the files on disk no longer match what serves (shown in RepositoryIndex)
 
     @property
     def version(self) -> int:
@@ -38,13 +54,22 @@ class LoadedVersion:
 
 
 @dataclass
+class Failure:
+    """A version that could not load, and the files it was tried with (retried only when they change)."""
+
+    signature: Signature | None
+    reason: str
+
+
+@dataclass
 class ModelEntry:
     """Everything known about one model name."""
 
     name: str
     loaded: dict[int, LoadedVersion] = field(default_factory=dict)
-    failed: dict[int, tuple[str | None, str]] = field(default_factory=dict)  # version -> (sha256 tried, reason)
-    unloaded: bool = False
+    failed: dict[int, Failure] = field(default_factory=dict)
+    unloaded: bool = False  # explicitly unloaded (explicit mode)
+    error: str = ""  # why the model's folder itself could not be read (its versions keep their last state)
 
     def default(self) -> LoadedVersion | None:
         """The version served when none is named: the highest one that loaded and passed its self-check."""
@@ -57,114 +82,202 @@ class ModelEntry:
 
 
 class Registry:
-    """Loads the repository's models, answers lookups, and swaps versions without failing requests."""
+    """Loads the repository's models, answers lookups, and follows the disk without failing requests."""
 
-    def __init__(self, settings: ServerSettings, metrics: Metrics, on_change: Callable[[str, bool], None] | None = None):
+    def __init__(self, settings: ServerSettings, metrics: Metrics, on_change: Callable[[str, bool], None] | None = None,
+                 files: RepositoryFiles | None = None):
         self.settings = settings
         self.metrics = metrics
-        self.root = settings.repository
+        self.files = files or RepositoryFiles(settings.repository, max_model_bytes=settings.max_model_bytes,
+                                              allow_external_symlinks=settings.allow_external_symlinks)
+        self.loader = Loader(LOADER_THREADS, settings.load_timeout)
         self._on_change = on_change
         self._models: dict[str, ModelEntry] = {}
+        self._on_disk: set[str] = set()  # model folders seen at the last scan (for messages; no disk access per request)
         self._locks: dict[str, asyncio.Lock] = {}
         self._draining: set[asyncio.Task] = set()
 
-    # lookups (synchronous: a request looks up and enqueues in one step of the loop)
+    # lookups
 
     def names(self) -> list[str]:
         """Names of the models known to the server."""
         return sorted(self._models)
 
+    def queued(self) -> list[tuple[str, int, int]]:
+        """(model, version, rows waiting) of every loaded version."""
+        return [(e.name, v, lv.batcher.queued_rows) for e in list(self._models.values()) for v, lv in list(e.loaded.items())]
+
     def entry(self, name: str) -> ModelEntry:
-        """The entry of a known model; raises ModelNotFound."""
+        """The entry of a known model; InvalidInput for an impossible name, ModelNotFound with what to do otherwise."""
         entry = self._models.get(name)
-        if entry is None:
-            known = ", ".join(self.names()) or "none"
-            raise ModelNotFound(f"unknown model {name!r}; models: {known}")
-        return entry
+        if entry is not None:
+            return entry
+        if not repository.is_valid_name(name):
+            self.files.model_dir(name)  # raises InvalidInput saying what a name may be
+        raise ModelNotFound(self._not_found(name))
+
+    def _not_found(self, name: str) -> str:
+        mode = self.settings.model_control_mode
+        if name in self._on_disk:
+            how = {
+                "explicit": "load it with RepositoryModelLoad (POST /v2/repository/models/NAME/load)",
+                "poll": "it will be loaded at the next repository poll; its failure, if any, shows in RepositoryIndex",
+                "none": "the server loads the repository only at start (--model-control-mode none): restart it, "
+                        "or run it with --model-control-mode poll or explicit",
+            }[mode]
+            return f"model {shown(name)} is in the repository but not loaded: {how}"
+        known = ", ".join(self.names()) or "none"
+        return f"unknown model {shown(name)}; models: {known}"
 
     def get(self, name: str, version: str = "") -> LoadedVersion:
         """The version to serve for (name, version string); raises ModelNotFound or ModelNotReady."""
-        entry = self.entry(name)
-        if entry.unloaded:
-            raise ModelNotReady(f"model {name!r} is unloaded; load it with RepositoryModelLoad")
+        entry = self._models.get(name) or self.entry(name)
         if not version:
             lv = entry.default()
             if lv is None:
-                reasons = "; ".join(f"v{v}: {r}" for v, (_, r) in sorted(entry.failed.items())) or "no version loaded"
-                raise ModelNotReady(f"model {name!r} is not ready: {reasons}")
+                if entry.unloaded:
+                    raise ModelNotReady(f"model {shown(name)} is unloaded; load it with RepositoryModelLoad")
+                reasons = "; ".join(f"v{v}: {f.reason}" for v, f in sorted(entry.failed.items())) or "no version loaded"
+                raise ModelNotReady(f"model {shown(name)} is not ready: {reasons}")
             return lv
+        v = repository.parse_version(version)
+        if v is not None and not entry.unloaded:
+            lv = entry.loaded.get(v)
+            if lv is not None:
+                return lv
+            if v in entry.failed:
+                raise ModelNotReady(f"model {shown(name)} version {v} is not ready: {entry.failed[v].reason}")
+        if entry.unloaded:
+            raise ModelNotReady(f"model {shown(name)} is unloaded; load it with RepositoryModelLoad")
+        versions = ", ".join(str(v) for v in sorted(entry.loaded)) or "none ready"
+        raise ModelNotFound(f"unknown version {shown(version, 20)} of model {shown(name)}; versions: {versions}")
+
+    async def index(self) -> list[tuple[str, str, str, str]]:
+        """(name, version, state, reason) of every version known, and of model folders not loaded."""
         try:
-            v = int(version)
-        except ValueError:
-            raise ModelNotFound(f"unknown version {version!r} of model {name!r}; versions: {self._versions_text(entry)}") from None
-        if v in entry.loaded:
-            return entry.loaded[v]
-        if v in entry.failed:
-            raise ModelNotReady(f"model {name!r} version {v} is not ready: {entry.failed[v][1]}")
-        raise ModelNotFound(f"unknown version {version!r} of model {name!r}; versions: {self._versions_text(entry)}")
-
-    @staticmethod
-    def _versions_text(entry: ModelEntry) -> str:
-        return ", ".join(str(v) for v in sorted(entry.loaded)) or "none ready"
-
-    def index(self) -> list[tuple[str, str, str, str]]:
-        """(name, version, state, reason) of every version known, for RepositoryIndex."""
+            self._on_disk = set(await self.loader.run("listing the repository", self.files.model_names, timeout_s=SCAN_TIMEOUT_S))
+        except Exception as e:  # the index still answers from what is known
+            log.warning("listing the repository failed: %s", e)
         rows = []
-        for name in self.names():
-            e = self._models[name]
+        for name in sorted(set(self._models) | self._on_disk):
+            e = self._models.get(name)
+            if e is None:
+                rows.append((name, "", "UNAVAILABLE", "not loaded"))
+                continue
             for v in sorted(set(e.loaded) | set(e.failed)):
                 if e.unloaded:
                     rows.append((name, str(v), "UNAVAILABLE", "unloaded"))
                 elif v in e.loaded:
-                    rows.append((name, str(v), "READY", ""))
+                    rows.append((name, str(v), "READY", e.loaded[v].files_changed))
                 else:
-                    rows.append((name, str(v), "UNAVAILABLE", e.failed[v][1]))
+                    rows.append((name, str(v), "UNAVAILABLE", e.failed[v].reason))
+            if e.error:
+                rows.append((name, "", "UNAVAILABLE", e.error))
+            elif not e.loaded and not e.failed:
+                rows.append((name, "", "UNAVAILABLE", "unloaded" if e.unloaded else "no version in the repository"))
         return rows
 
     # loading
 
-    async def load_all(self) -> None:
-        """Load every model of the repository; failures are recorded per version, the rest serve."""
-        for name in repository.model_names(self.root):
-            await self.load(name, retry_failed=True)
+    async def start(self) -> None:
+        """Load what the model control mode says to load at start (none, poll: everything; explicit: --load-model)."""
+        names = await self._scan()
+        if self.settings.model_control_mode == "explicit":
+            wanted = names if "*" in self.settings.load_model else [n for n in self.settings.load_model if n]
+        else:
+            wanted = names
+        # Every load finishes before a GpuRequired is raised: no session is left half-made in a thread at exit.
+        results = await asyncio.gather(*(self._load_logged(n) for n in wanted), return_exceptions=True)
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
 
-    async def load(self, name: str, *, retry_failed: bool = True) -> ModelEntry:
-        """Load new or changed versions of `name`; a version takes over only after it passed its self-check."""
-        lock = self._locks.setdefault(name, asyncio.Lock())
-        async with lock:
-            on_disk = repository.versions(self.root, name)
-            if not on_disk and name not in self._models:
-                raise ModelNotFound(f"no model {name!r} in repository {self.root}")
+    async def _load_logged(self, name: str) -> None:
+        try:
+            await self.sync(name, retry_failed=True)
+        except GpuRequired:
+            raise
+        except Exception as e:
+            log.error("model %s not loaded: %s", name, e)
+
+    async def _scan(self) -> list[str]:
+        names = await self.loader.run("listing the repository", self.files.model_names, timeout_s=SCAN_TIMEOUT_S)
+        self._on_disk = set(names)
+        return names
+
+    async def load(self, name: str) -> ModelEntry:
+        """RepositoryModelLoad: (re)load `name` from disk (explicit mode only)."""
+        self._require_explicit("load")
+        self.files.model_dir(name)  # a bad name is refused before anything touches the disk
+        entry = await self.sync(name, retry_failed=True)
+        if entry.error:
+            raise ModelNotReady(f"model {shown(name)} cannot be loaded: {entry.error}")
+        if not entry.loaded and not entry.failed:
+            raise ModelNotFound(f"no model {shown(name)} in the repository")
+        return entry
+
+    async def unload(self, name: str) -> None:
+        """RepositoryModelUnload: stop serving `name`; its queued requests still finish (explicit mode only)."""
+        self._require_explicit("unload")
+        entry = self.entry(name)
+        async with self._lock(name):
+            retired = list(entry.loaded.values())
+            entry.loaded, entry.unloaded = {}, True
+            for lv in retired:
+                self._retire(lv)
+            self._notify(name, False)
+
+    def _require_explicit(self, what: str) -> None:
+        mode = self.settings.model_control_mode
+        if mode != "explicit":
+            raise ControlDisabled(f"cannot {what} models: the server runs with --model-control-mode {mode}; "
+                                  "start it with --model-control-mode explicit to load and unload models by request")
+
+    def _lock(self, name: str) -> asyncio.Lock:
+        return self._locks.setdefault(name, asyncio.Lock())
+
+    async def sync(self, name: str, *, retry_failed: bool = False) -> ModelEntry:
+        """Bring `name` in line with its folder: load new or changed versions, retire deleted ones."""
+        async with self._lock(name):
             entry = self._models.get(name) or ModelEntry(name)
-            was_ready = entry.ready and name in self._models
-            loaded = dict(entry.loaded)
-            failed = {v: f for v, f in entry.failed.items() if v in on_disk}
+            was_ready = name in self._models and entry.ready
+            try:
+                on_disk = await self.loader.run(f"listing {name}", self.files.versions, name, timeout_s=SCAN_TIMEOUT_S)
+            except InvalidInput:
+                raise
+            except Exception as e:  # unreadable or outside the repository: what serves keeps serving
+                log.error("model %s: %s", name, e)
+                entry.error = str(e)
+                self._models[name] = entry
+                return entry
+            entry.error = ""
+            loaded, failed = dict(entry.loaded), {v: f for v, f in entry.failed.items() if v in on_disk}
             retired: list[LoadedVersion] = []
-            for v in on_disk:
-                sha = await asyncio.to_thread(self._recorded_sha, name, v)
-                current = loaded.get(v)
-                if current is not None and current.card.model_sha256 == sha:
-                    continue  # unchanged
-                if current is None and v in failed and failed[v][0] == sha and not retry_failed:
-                    continue  # same bytes failed before: don't retry every poll
-                try:
-                    lv = await asyncio.to_thread(self._load_version, name, v)
-                except GpuRequired:
-                    raise
-                except Exception as e:  # any reason a version can't serve: recorded, the others go on
-                    log.error("model %s v%s not loaded: %s", name, v, e)
-                    failed[v] = (sha, str(e))
+            results = await asyncio.gather(*(self._sync_version(name, v, loaded.get(v), failed.get(v), retry_failed)
+                                             for v in on_disk))
+            for v, (lv, failure) in zip(on_disk, results):
+                if failure is not None:
+                    failed[v] = failure
                     continue
                 failed.pop(v, None)
-                if current is not None:
-                    retired.append(current)
-                loaded[v] = lv
-                self.metrics.set_provider(name, v, lv.provider)
-                log.info("model %s v%s ready on %s", name, v, lv.provider)
+                current = loaded.get(v)
+                if lv is not None and lv is not current:
+                    if current is not None:
+                        retired.append(current)
+                    loaded[v] = lv
             for v in [v for v in loaded if v not in on_disk]:  # version folder deleted
+                log.info("model %s v%s was deleted from the repository: draining and unloading it", name, v)
                 retired.append(loaded.pop(v))
+            if not on_disk:  # the whole model folder is gone (or holds no version)
+                self._models.pop(name, None)
+                for lv in retired:
+                    self._retire(lv)
+                if was_ready:
+                    self._notify(name, False)
+                return entry
             # The swap is one assignment in the loop: a request sees either the old set or the new.
-            entry.loaded, entry.failed, entry.unloaded = loaded, failed, False
+            entry.loaded, entry.failed = loaded, failed
+            entry.unloaded = False
             self._models[name] = entry
             for lv in retired:
                 self._retire(lv)
@@ -172,66 +285,86 @@ class Registry:
                 self._notify(name, entry.ready)
             return entry
 
-    def _recorded_sha(self, name: str, version: int) -> str | None:
+    async def _sync_version(self, name: str, v: int, current: LoadedVersion | None, failure: Failure | None,
+                            retry_failed: bool) -> tuple[LoadedVersion | None, Failure | None]:
+        """(the version to serve, or its failure) after comparing its files with what serves or failed."""
         try:
-            return repository.read_card(self.root, name, version).model_sha256
-        except ValueError:
-            return None
+            signature = await self.loader.run(f"checking {name} v{v}", self.files.signature, name, v, timeout_s=SCAN_TIMEOUT_S)
+        except Exception as e:
+            return current, (None if current else Failure(None, str(e)))
+        if current is not None and current.signature == signature:
+            return current, None
+        if current is None and failure is not None and failure.signature == signature and not retry_failed:
+            return None, failure  # the same files failed before: don't retry every poll
+        try:
+            files = await self.loader.run(f"reading {name} v{v}", self.files.read_version, name, v)
+            if current is not None and files.card.model_sha256 == current.card.model_sha256:
+                current.signature, current.files_changed = signature, ""  # rewritten with the same bytes
+                return current, None
+            lv = await self.loader.run(f"loading {name} v{v}", self._open, files)
+        except GpuRequired:
+            raise
+        except Exception as e:  # any reason a version can't serve: recorded, the others go on
+            if current is not None:  # what serves keeps serving; the index says why the disk disagrees
+                current.files_changed = f"files changed on disk since loading, and the new ones do not load ({e}); serving the loaded copy"
+                current.signature = signature
+                log.error("model %s v%s: %s", name, v, current.files_changed)
+                return current, None
+            log.error("model %s v%s not loaded: %s", name, v, e)
+            return None, Failure(signature, str(e))
+        self.metrics.set_provider(name, v, lv.provider)
+        log.info("model %s v%s ready on %s", name, v, lv.provider)
+        return lv, None
 
-    def _load_version(self, name: str, version: int) -> LoadedVersion:
-        card = repository.read_card(self.root, name, version)
-        if card.name != name or card.version != version:
-            raise ValueError(f"metadata says {card.name} v{card.version}, folder is {name}/{version}")
-        path = repository.verify_model_file(self.root, card)
-        s = self.settings
-        model = OnnxModel(str(path), card, intra_op_threads=s.intra_op_threads, require_gpu=s.require_gpu)
+    def _open(self, files) -> LoadedVersion:
+        """A session from verified bytes, self-checked, with its batcher (runs in a loader thread)."""
+        s, card = self.settings, files.card
+        model = OnnxModel(files.model, card, intra_op_threads=s.intra_op_threads, require_gpu=s.require_gpu)
         model.selfcheck()
         batcher = Batcher(
             model.predict,
             max_batch_size=s.max_batch_size,
             max_queue_delay_us=s.max_queue_delay_us,
             max_queue_rows=s.queue_rows,
-            on_batch=self.metrics.batch_hook(name, version),
-            name=f"{name}-v{version}",
-            # GPU calls wait on the device: keep them off the loop; CPU batches this small take microseconds.
-            inline_elements=0 if model.on_gpu else s.inline_elements,
+            # GPU calls wait on the device: keep them off the loop.
+            inline_values=0 if model.on_gpu else INLINE_VALUES,
+            on_batch=self.metrics.batch_hook(card.name, card.version),
+            name=f"{card.name}-v{card.version}",
         )
-        return LoadedVersion(card, model, batcher)
+        return LoadedVersion(card, model, batcher, files.signature)
 
     def _retire(self, lv: LoadedVersion) -> None:
         """Close a replaced version after its queued requests finished (in-flight work completes on it)."""
         self.metrics.forget(lv.card.name, lv.version, lv.provider)
-        task = asyncio.get_running_loop().create_task(lv.batcher.close(self.settings.grace_s))
+        task = asyncio.get_running_loop().create_task(lv.batcher.close(self.settings.grace))
         self._draining.add(task)
         task.add_done_callback(self._draining.discard)
-
-    async def unload(self, name: str) -> None:
-        """Stop serving `name`; queued requests still finish."""
-        lock = self._locks.setdefault(name, asyncio.Lock())
-        async with lock:
-            entry = self.entry(name)
-            retired = list(entry.loaded.values())
-            entry.loaded, entry.unloaded = {}, True
-            for lv in retired:
-                self._retire(lv)
-            self._notify(name, False)
 
     def _notify(self, name: str, ready: bool) -> None:
         if self._on_change is not None:
             self._on_change(name, ready)
 
+    async def poll_once(self) -> None:
+        """One scan: every model folder is synced at once (a slow one delays no other); vanished models unload."""
+        try:
+            names = set(await self._scan())
+        except Exception as e:
+            log.error("polling the repository failed: %s", e)
+            return
+        names |= set(self._models)
+        await asyncio.gather(*(self._poll_model(n) for n in sorted(names)))
+
+    async def _poll_model(self, name: str) -> None:
+        try:
+            await self.sync(name)
+        except Exception as e:
+            log.error("polling model %s failed: %s", name, e)
+
     async def poll_forever(self, interval_s: float) -> None:
-        """Rescan the repository every interval_s seconds and load what is new or changed."""
+        """Rescan the repository every interval_s seconds."""
         while True:
             await asyncio.sleep(interval_s)
-            for name in repository.model_names(self.root):
-                entry = self._models.get(name)
-                if entry is not None and entry.unloaded:
-                    continue  # an explicit unload is not undone by polling
-                try:
-                    await self.load(name, retry_failed=False)
-                except Exception:
-                    log.exception("polling model %s failed", name)
+            await self.poll_once()
 
     async def close(self) -> None:
         """Drain and stop every batcher."""

@@ -1,69 +1,138 @@
-"""ServerSettings: every knob of the server, built once in the entry point and passed down."""
+"""ServerSettings: every knob of the server in one pydantic-settings object (flags > ZOO_* variables > defaults).
+
+Both server commands (`zoo serve`, `zoo-server`) are generated from these fields (server/cli.py), so a flag, its
+range, its default and its ZOO_<NAME> variable are stated once, here. Nothing is read at import.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Mapping
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from zoo.core.contract import DEFAULT_BATCHING
 
 ENV_PREFIX = "ZOO_"
+ModelControl = Literal["none", "poll", "explicit"]
 
 
-@dataclass
-class ServerSettings:
-    """Configuration of one zoo-server process (defaults are the production defaults)."""
+class SettingsError(ValueError):
+    """A setting has an invalid value; the message names the flag or the ZOO_* variable it came from."""
 
-    repository: str = "./models"  # root of the versioned model repository
-    host: str = "0.0.0.0"
-    port: int = 8001  # gRPC port; 0 binds an ephemeral port (tests)
-    metrics_port: int = 8002  # Prometheus HTTP port; 0 = ephemeral, -1 = disabled
-    max_batch_size: int = 1024  # rows per model call; larger requests are split, not refused
-    max_queue_delay_us: int = 500  # longest a request waits for others to join its batch
-    max_queue_rows: int = 0  # rows waiting per model before Overloaded; 0 = 64 * max_batch_size
-    intra_op_threads: int = 1  # onnxruntime threads per model: small MLPs gain nothing from more
-    require_gpu: bool = False  # refuse to start unless CUDA really runs the models
-    poll_interval_s: float = 0.0  # rescan the repository every N seconds; 0 = only on RepositoryModelLoad
-    max_message_bytes: int = 64 * 1024 * 1024  # gRPC send/receive cap: max_batch_size rows of a wide model fit
-    grace_s: float = 10.0  # how long in-flight requests may take to finish on shutdown
-    event_loop: str = "auto"  # auto (uvloop when installed) | uvloop | asyncio
-    inline_elements: int = 16384  # CPU batches of at most this many values run on the event loop (no thread hop)
-    tls_cert: str = ""  # PEM certificate chain; with tls_key, the gRPC port speaks TLS
-    tls_key: str = ""  # PEM private key
+
+class ServerSettings(BaseSettings):
+    """Configuration of one zoo server (defaults are the production defaults of `zoo-server` and the container)."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True, frozen=True)
+
+    repository: str = Field("./models", description="model repository root")
+    host: str = Field("0.0.0.0", description="address to bind")
+    port: int = Field(8001, ge=0, le=65535, description="gRPC port (0: any free port)")
+    metrics_port: int = Field(8002, ge=-1, le=65535, description="Prometheus /metrics port (0: any free port, -1: off)")
+    model_control_mode: ModelControl = Field(
+        "none",
+        description="none: serve what is in the repository at start, no repository RPCs; poll: also rescan every "
+        "--poll-interval s; explicit: load and unload only by RepositoryModelLoad/Unload (and --load-model)",
+    )
+    poll_interval: float = Field(2.0, gt=0, description="seconds between repository scans in poll mode")
+    load_model: list[str] = Field(
+        default_factory=list, description="explicit mode: models to load at start ('*': all); repeat the flag for several"
+    )
+    allow_external_symlinks: bool = Field(False, description="serve model folders that are symlinks leaving the repository")
+    max_model_bytes: int = Field(1 << 30, ge=1, description="largest model.onnx the server reads, in bytes")
+    load_timeout: float = Field(120.0, gt=0, description="seconds one version may take to read, open and self-check")
+    max_batch_size: int = Field(DEFAULT_BATCHING.max_batch_size, ge=1, description="rows per model call; larger requests are split")
+    max_queue_delay_us: int = Field(
+        DEFAULT_BATCHING.max_queue_delay_us, ge=0, description="extra wait for a batch to fill (0: a batch starts when the model is free)"
+    )
+    max_queue_rows: int = Field(0, ge=0, description="rows queued per model before RESOURCE_EXHAUSTED (0: 64 x max batch size)")
+    intra_op_threads: int = Field(1, ge=0, description="onnxruntime threads per model call (0: one per core)")
+    require_gpu: bool = Field(False, description="refuse to start unless the CUDA provider really runs the models")
+    max_message_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="largest request or response message in bytes")
+    grace: float = Field(10.0, ge=0, description="seconds in-flight requests may take to finish on shutdown")
+    event_loop: Literal["auto", "uvloop", "asyncio"] = Field("auto", description="event loop (auto: uvloop when installed)")
+    tls_cert: str = Field("", description="PEM certificate chain: serve over TLS (with --tls-key)")
+    tls_key: str = Field("", description="PEM private key of --tls-cert")
+    tls_client_ca: str = Field("", description="PEM CA bundle: require client certificates signed by it (mTLS; needs --tls-cert)")
+    auth_token_file: str = Field("", description="file holding a bearer token every RPC but health must send (Authorization: Bearer ...)")
+    auth_token: str = Field("", repr=False, description="the bearer token itself (environment only: ZOO_AUTH_TOKEN)",
+                            json_schema_extra={"cli": False})
+    max_concurrent_rpcs: int = Field(4096, ge=1, description="RPCs in progress at once (streams included); more are refused")
+    max_streams_per_connection: int = Field(128, ge=1, description="concurrent HTTP/2 streams one connection may open")
+    connection_idle_timeout: float = Field(300.0, gt=0, description="seconds before a connection with no RPC is closed")
+    stream_idle_timeout: float = Field(300.0, gt=0, description="seconds a ModelStreamInfer stream may send nothing before it is closed")
+    keepalive_time: float = Field(60.0, gt=0, description="seconds between the server's keepalive pings on an idle connection")
+
+    @model_validator(mode="after")
+    def _check_together(self) -> "ServerSettings":
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("TLS needs both --tls-cert and --tls-key")
+        if self.tls_client_ca and not self.tls_cert:
+            raise ValueError("--tls-client-ca (mTLS) needs --tls-cert and --tls-key")
+        if self.auth_token and self.auth_token_file:
+            raise ValueError("give the bearer token either in ZOO_AUTH_TOKEN or in --auth-token-file, not both")
+        return self
+
+    def token(self) -> str:
+        """The bearer token clients must send ('' when none is required); reads --auth-token-file."""
+        if not self.auth_token_file:
+            return self.auth_token
+        try:
+            with open(self.auth_token_file, encoding="utf-8") as f:
+                token = f.read().strip()
+        except OSError as e:
+            raise SettingsError(f"--auth-token-file {self.auth_token_file}: {e.strerror}") from None
+        if not token:
+            raise SettingsError(f"--auth-token-file {self.auth_token_file} is empty")
+        return token
 
     @property
     def queue_rows(self) -> int:
         """The effective queue bound in rows."""
         return self.max_queue_rows if self.max_queue_rows > 0 else 64 * self.max_batch_size
 
-    def validate(self) -> "ServerSettings":
-        """Return self after checking the values make sense; raises ValueError naming the bad one."""
-        if self.max_batch_size < 1:
-            raise ValueError(f"max_batch_size must be >= 1, got {self.max_batch_size}")
-        if self.max_queue_delay_us < 0:
-            raise ValueError(f"max_queue_delay_us must be >= 0, got {self.max_queue_delay_us}")
-        if self.intra_op_threads < 0:
-            raise ValueError(f"intra_op_threads must be >= 0, got {self.intra_op_threads}")
-        if self.metrics_port < -1 or not 0 <= self.port <= 65535:
-            raise ValueError(f"bad port: port={self.port} metrics_port={self.metrics_port}")
-        if self.event_loop not in ("auto", "uvloop", "asyncio"):
-            raise ValueError(f"event_loop must be auto, uvloop or asyncio, got {self.event_loop!r}")
-        if self.poll_interval_s < 0:
-            raise ValueError(f"poll_interval_s must be >= 0, got {self.poll_interval_s}")
-        return self
+    @property
+    def batching(self):
+        """The batching settings, as the contract states them (config.pbtxt and ModelConfig)."""
+        from zoo.core.contract import Batching
+
+        return Batching(self.max_batch_size, self.max_queue_delay_us)
 
 
-def env_defaults(environ: Mapping[str, str]) -> dict:
-    """Settings found in `ZOO_<FIELD>` variables of `environ`, converted to the field's type."""
-    out: dict = {}
-    for f in fields(ServerSettings):
-        raw = environ.get(ENV_PREFIX + f.name.upper())
-        if raw is None:
-            continue
-        kind = type(f.default)
-        if kind is bool:
-            out[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
+class DevServerSettings(ServerSettings):
+    """`zoo serve`: the same settings, for a developer's machine: new exports are picked up without a restart."""
+
+    model_control_mode: ModelControl = Field("poll", description=ServerSettings.model_fields["model_control_mode"].description)
+
+
+def flag_name(field: str) -> str:
+    """The command-line flag of a settings field."""
+    return "--" + field.replace("_", "-")
+
+
+def env_name(field: str) -> str:
+    """The environment variable of a settings field."""
+    return ENV_PREFIX + field.upper()
+
+
+def load(cls: type[ServerSettings] = ServerSettings, flags: dict[str, Any] | None = None) -> ServerSettings:
+    """Settings from explicit flags over ZOO_* variables over defaults; SettingsError names the flag or variable."""
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    try:
+        return cls(**flags)
+    except ValidationError as e:
+        raise SettingsError(describe(e, set(flags))) from None
+
+
+def describe(error: ValidationError, from_flags: set[str]) -> str:
+    """One line per invalid value, naming where it came from (`--port` or `ZOO_PORT`) and what is expected."""
+    lines = []
+    for err in error.errors():
+        field = str(err["loc"][0]) if err["loc"] else ""
+        if field in ServerSettings.model_fields:
+            where = flag_name(field) if field in from_flags else env_name(field)
+            lines.append(f"{where}={err.get('input')!r}: {err['msg']}")
         else:
-            try:
-                out[f.name] = kind(raw)
-            except ValueError:
-                raise ValueError(f"{ENV_PREFIX}{f.name.upper()}={raw!r} is not a valid {kind.__name__}") from None
-    return out
+            lines.append(err["msg"].removeprefix("Value error, "))
+    return "; ".join(lines)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from zoo.core import repository
+from zoo.core.contract import OUTPUT_NAMES
 from zoo.proto import grpc_service_pb2 as pb
 
 STARTUP_S = 60
@@ -72,10 +73,6 @@ class ThreadServer:
         self.loop = asyncio.get_running_loop()
         self._started.set()
 
-    def freeze(self, seconds: float) -> None:
-        """Block the server's event loop for a while (requests pile up in gRPC meanwhile)."""
-        self.loop.call_soon_threadsafe(time.sleep, seconds)
-
     def start(self) -> "ThreadServer":
         self.thread.start()
         if not self._started.wait(STARTUP_S) or self.error is not None:
@@ -96,10 +93,38 @@ class ThreadServer:
         self.thread.join(30)
 
 
+def wait_until(predicate, what: str, timeout_s: float = 60.0, step_s: float = 0.01) -> None:
+    """Poll `predicate` until it holds; fail naming `what` after timeout_s (a hang guard, never a race to win)."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        time.sleep(step_s)
+
+
+def scrape(metrics_port: int) -> str:
+    """The server's Prometheus exposition text."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as r:
+        return r.read().decode()
+
+
+def metric(text: str, name: str, **labels) -> float | None:
+    """The value of one sample in Prometheus exposition text (None when absent)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    return None
+
+
 def settings_for(repo: Path, **overrides):
     from zoo.server.settings import ServerSettings
 
-    values = dict(repository=str(repo), host="127.0.0.1", port=0, metrics_port=0, grace_s=5.0)
+    values = dict(repository=str(repo), host="127.0.0.1", port=0, metrics_port=0, grace=5.0)
     values.update(overrides)
     return ServerSettings(**values)
 
@@ -132,16 +157,17 @@ def reference(repo: Path, model: str, version: int, x: np.ndarray) -> dict[str, 
 
     path = repository.version_dir(repo, model, version) / repository.MODEL_FILE
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    names = list(repository.OUTPUT_NAMES)
+    names = list(OUTPUT_NAMES)
     return dict(zip(names, sess.run(names, {"input": np.asarray(x, dtype=np.float32)})))
 
 
-def start_subprocess_server(repo: Path, *extra: str, env: dict | None = None) -> tuple[subprocess.Popen, int, list[str]]:
-    """`python -m zoo.server` on port 0; returns (process, port, stderr lines so far) once it logs 'listening'."""
-    cmd = [sys.executable, "-m", "zoo.server", "--repository", str(repo), "--host", "127.0.0.1", "--port", "0", "--metrics-port", "-1", *extra]
+def start_subprocess_server(repo: Path, *extra: str, env: dict | None = None, metrics: bool = False):
+    """`python -m zoo.server` on port 0; returns (process, port, stderr lines so far[, metrics port]) once it listens."""
+    cmd = [sys.executable, "-m", "zoo.server", "--repository", str(repo), "--host", "127.0.0.1", "--port", "0",
+           "--metrics-port", "0" if metrics else "-1", *extra]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
-    port, _, lines = wait_until_listening(proc)
-    return proc, port, lines
+    port, metrics_port, lines = wait_until_listening(proc)
+    return (proc, port, lines, metrics_port) if metrics else (proc, port, lines)
 
 
 def wait_until_listening(proc: subprocess.Popen, timeout_s: float = STARTUP_S) -> tuple[int, int | None, list[str]]:
@@ -156,7 +182,7 @@ def wait_until_listening(proc: subprocess.Popen, timeout_s: float = STARTUP_S) -
         lines.append(line)
         if "zoo-server listening on" in line:
             port = int(line.split("listening on ")[1].split()[0].rsplit(":", 1)[1])
-            shown = line.rsplit("metrics port ", 1)[-1].rstrip(")\n")
+            shown = line.split("metrics port ", 1)[-1].split(",")[0].rstrip(")\n")
             metrics = int(shown) if shown.isdigit() else None  # "None" when the metrics endpoint is off
             threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True).start()
             return port, metrics, lines

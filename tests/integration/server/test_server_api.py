@@ -10,7 +10,9 @@ import grpc
 import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from tests.integration.server.server_helpers import decode_response, infer_request, reference, rows_for
+from tests.integration.server.server_helpers import (
+    ThreadServer, decode_response, infer_request, reference, rows_for, settings_for, wait_until,
+)
 
 from zoo.core import decision, repository
 from zoo.proto import grpc_service_pb2 as pb
@@ -109,13 +111,18 @@ def test_typed_fp32_contents_give_the_same_answer_as_raw(stub, served_repo):
         np.testing.assert_array_equal(typed[k], raw[k])
 
 
-def test_stream_infer_answers_each_request_in_order(stub, served_repo):
+def test_stream_infer_answers_every_request_by_its_id(stub, served_repo):
     x = rows_for(served_repo, "iris", 3, seed=8)
     reqs = [infer_request("iris", x[:1]), infer_request("iris", x[0]), infer_request("iris", x)]
-    answers = list(stub.ModelStreamInfer(iter(reqs)))
-    assert [bool(a.error_message) for a in answers] == [False, True, False]
-    assert "add the batch dimension" in answers[1].error_message
-    assert list(answers[2].infer_response.outputs[0].shape) == [3, 3]
+    for i, r in enumerate(reqs):
+        r.id = f"req-{i}"
+    answers = {a.infer_response.id: a for a in stub.ModelStreamInfer(iter(reqs))}
+    assert sorted(answers) == ["req-0", "req-1", "req-2"]
+    assert [bool(answers[f"req-{i}"].error_message) for i in range(3)] == [False, True, False]
+    assert "add the batch dimension" in answers["req-1"].error_message  # an error answers only its own request
+    want = reference(served_repo, "iris", 2, x)["probabilities"]
+    np.testing.assert_allclose(decode_response(answers["req-2"].infer_response)["probabilities"], want, atol=1e-6)
+    np.testing.assert_allclose(decode_response(answers["req-0"].infer_response)["probabilities"], want[:1], atol=1e-6)
 
 
 def _code(fn) -> tuple[grpc.StatusCode, str]:
@@ -161,7 +168,7 @@ def _metric(server, text_name: str) -> str:
         return "\n".join(line for line in r.read().decode().splitlines() if line.startswith(text_name))
 
 
-def test_concurrent_callers_are_merged_and_each_gets_its_own_rows(server, served_repo):
+def test_concurrent_callers_each_get_their_own_rows(server, served_repo):
     n_callers, per_caller = 8, 25
     errors: list[BaseException] = []
     mismatches: list[int] = []
@@ -173,10 +180,10 @@ def test_concurrent_callers_are_merged_and_each_gets_its_own_rows(server, served
         try:
             with grpc.insecure_channel(server.address) as ch:
                 s = pb_grpc.GRPCInferenceServiceStub(ch)
-                barrier.wait(10)
+                barrier.wait(30)
                 for _ in range(per_caller):
                     mine = slice(3 * i, 3 * i + 3)
-                    got = decode_response(s.ModelInfer(infer_request("iris", x_all[mine]), timeout=10))["probabilities"]
+                    got = decode_response(s.ModelInfer(infer_request("iris", x_all[mine]), timeout=30))["probabilities"]
                     if not np.allclose(got, want[mine], atol=1e-6):
                         mismatches.append(i)
         except BaseException as e:
@@ -186,17 +193,40 @@ def test_concurrent_callers_are_merged_and_each_gets_its_own_rows(server, served
     for t in threads:
         t.start()
     for t in threads:
-        t.join(60)
+        t.join(120)
     assert not errors and not mismatches
-    stats = pb_grpc.GRPCInferenceServiceStub(grpc.insecure_channel(server.address)).ModelStatistics(
-        pb.ModelStatisticsRequest(name="iris", version="2")
-    )
-    s = stats.model_stats[0]
-    assert s.inference_count >= n_callers * per_caller * 3
-    assert s.execution_count < s.inference_stats.success.count  # fewer model calls than requests
-    assert max(b.batch_size for b in s.batch_stats) > 3  # some batch held more than one caller's rows
-    hist = _metric(server, 'zoo_batch_size_bucket{le="2.0",model="iris"}')
-    count = _metric(server, 'zoo_batch_size_count{model="iris"}')
-    assert float(count.split()[-1]) > float(hist.split()[-1])  # some batches above 2 rows
-    assert 'provider="' in _metric(server, "zoo_model_provider")
-    assert float(_metric(server, 'zoo_requests_total{model="iris",version="2"}').split()[-1]) >= n_callers * per_caller
+
+
+def test_requests_waiting_for_a_busy_model_merge_into_one_batch_and_statistics_show_it(model_repo):
+    srv = ThreadServer(settings_for(model_repo)).start()
+    batcher = srv.server.registry.get("iris").batcher
+    gate, entered, real = threading.Event(), threading.Event(), batcher.predict
+
+    def gated(rows):
+        entered.set()
+        assert gate.wait(60)
+        return real(rows)
+
+    batcher.predict, batcher.inline_values = gated, 0
+    x_all = rows_for(model_repo, "iris", 8 * 3, seed=11)
+    want = reference(model_repo, "iris", 2, x_all)["probabilities"]
+    try:
+        with grpc.insecure_channel(srv.address) as ch:
+            stub = pb_grpc.GRPCInferenceServiceStub(ch)
+            calls = [stub.ModelInfer.future(infer_request("iris", x_all[:3]), timeout=60)]
+            wait_until(entered.is_set, "the first batch to be held in the model")
+            calls += [stub.ModelInfer.future(infer_request("iris", x_all[3 * i:3 * i + 3]), timeout=60) for i in range(1, 8)]
+            wait_until(lambda: batcher.queued_rows == 21, "seven requests queued behind the busy model")
+            gate.set()
+            for i, c in enumerate(calls):
+                np.testing.assert_allclose(decode_response(c.result())["probabilities"], want[3 * i:3 * i + 3], atol=1e-6)
+            s = stub.ModelStatistics(pb.ModelStatisticsRequest(name="iris", version="2")).model_stats[0]
+        assert (s.inference_count, s.execution_count, s.inference_stats.success.count) == (24, 2, 8)
+        assert sorted((b.batch_size, b.compute_infer.count) for b in s.batch_stats) == [(3, 1), (21, 1)]
+        assert s.inference_stats.queue.count == 8 and s.inference_stats.compute_infer.count == 8
+        assert _metric(srv, 'zoo_batch_size_count{model="iris"}').split()[-1] == "2.0"
+        assert 'provider="' in _metric(srv, "zoo_model_provider")
+        assert float(_metric(srv, 'zoo_requests_total{model="iris",version="2"}').split()[-1]) == 8
+    finally:
+        gate.set()
+        srv.stop()

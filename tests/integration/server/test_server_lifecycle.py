@@ -14,7 +14,8 @@ import grpc
 import numpy as np
 import pytest
 from tests.integration.server.server_helpers import (
-    ThreadServer, copy_version, decode_response, infer_request, reference, rows_for, settings_for, start_subprocess_server,
+    ThreadServer, copy_version, decode_response, infer_request, metric, reference, rows_for, scrape, settings_for,
+    start_subprocess_server, wait_until,
 )
 
 from zoo.core import repository
@@ -44,23 +45,23 @@ def test_hot_swap_under_load_fails_no_request(model_repo, tmp_path, trigger):
 
     shutil.copytree(model_repo / "iris", repo / "iris")
     old = repository.latest_version(repo, "iris")
-    poll = 0.2 if trigger == "poll" else 0.0
-    srv = ThreadServer(settings_for(repo, poll_interval_s=poll)).start()
+    mode = dict(model_control_mode="explicit", load_model=["*"]) if trigger == "load_rpc" else \
+        dict(model_control_mode="poll", poll_interval=0.2)
+    srv = ThreadServer(settings_for(repo, **mode)).start()
     x = rows_for(repo, "iris", 4, seed=3)
     stop, log, errors = threading.Event(), [], []
     clients = [threading.Thread(target=hammer, args=(srv.address, "iris", x, stop, log, errors)) for _ in range(4)]
     try:
         for c in clients:
             c.start()
-        time.sleep(0.3)
+        wait_until(lambda: len(log) >= 20, "answers from the old version")
         copy_version(model_repo, "iris", 1, repo, "iris", old + 1)  # a new (real) version lands while clients hammer
         if trigger == "load_rpc":
             with grpc.insecure_channel(srv.address) as ch:
                 pb_grpc.GRPCInferenceServiceStub(ch).RepositoryModelLoad(pb.RepositoryModelLoadRequest(model_name="iris"))
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and not any(v == str(old + 1) for v, _ in log[-20:]):
-            time.sleep(0.05)
-        time.sleep(0.3)
+        wait_until(lambda: any(v == str(old + 1) for v, _ in log[-20:]), "the new version to answer")
+        swapped = len(log)
+        wait_until(lambda: len(log) >= swapped + 20, "more answers after the swap")
     finally:
         stop.set()
         for c in clients:
@@ -80,7 +81,7 @@ def test_bad_new_version_does_not_take_over_and_unload_then_load(model_repo, tmp
 
     repo = tmp_path / "models"
     shutil.copytree(model_repo, repo)
-    srv = ThreadServer(settings_for(repo)).start()
+    srv = ThreadServer(settings_for(repo, model_control_mode="explicit", load_model=["*"])).start()
     try:
         with grpc.insecure_channel(srv.address) as ch:
             s = pb_grpc.GRPCInferenceServiceStub(ch)
@@ -94,7 +95,7 @@ def test_bad_new_version_does_not_take_over_and_unload_then_load(model_repo, tmp
             assert s.ModelInfer(infer_request("iris", x)).model_version == str(latest)
             with pytest.raises(grpc.RpcError) as e:
                 s.ModelInfer(infer_request("iris", x, version=str(latest + 1)))
-            assert e.value.code() == grpc.StatusCode.UNAVAILABLE and "selfcheck" in e.value.details()
+            assert e.value.code() == grpc.StatusCode.UNAVAILABLE and "self-check failed" in e.value.details()
             s.RepositoryModelUnload(pb.RepositoryModelUnloadRequest(model_name="breast-cancer"))
             assert not s.ModelReady(pb.ModelReadyRequest(name="breast-cancer")).ready
             with pytest.raises(grpc.RpcError) as e:
@@ -110,38 +111,37 @@ def test_bad_new_version_does_not_take_over_and_unload_then_load(model_repo, tmp
 
 
 def test_sigterm_drains_in_flight_requests_and_exits_zero(model_repo):
-    # A long queue delay with a big expected batch keeps requests in flight when SIGTERM lands.
-    proc, port, lines = start_subprocess_server(model_repo, "--max-queue-delay-us", "300000", "--grace", "10")
+    # An hour-long queue delay keeps requests queued until SIGTERM lands; draining runs them at once.
+    proc, port, lines, metrics_port = start_subprocess_server(model_repo, "--max-queue-delay-us", "3600000000", "--grace", "10",
+                                                              metrics=True)
     x = np.ones((2, 4), np.float32)
     results: list = []
 
     def one() -> None:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
             try:
-                results.append(pb_grpc.GRPCInferenceServiceStub(ch).ModelInfer(infer_request("iris", x), timeout=20).model_version)
+                results.append(pb_grpc.GRPCInferenceServiceStub(ch).ModelInfer(infer_request("iris", x), timeout=60).model_version)
             except grpc.RpcError as e:
                 results.append(e.code())
 
     try:
-        warm = [threading.Thread(target=one) for _ in range(6)]  # teach the batcher to expect company
-        for t in warm:
-            t.start()
-        for t in warm:
-            t.join(20)
-        results.clear()
         inflight = [threading.Thread(target=one) for _ in range(3)]
         for t in inflight:
             t.start()
-        time.sleep(0.1)
+        wait_until(lambda: metric(scrape(metrics_port), "zoo_queued_rows", model="iris", version="2") == 6,
+                   "three requests queued in the server", step_s=0.05)
+        started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         for t in inflight:
-            t.join(20)
-        rc = proc.wait(30)
+            t.join(60)
+        rc = proc.wait(60)
+        took = time.monotonic() - started
     finally:
         if proc.poll() is None:
             proc.kill()
     assert rc == 0, "".join(lines)
-    assert len(results) == 3 and all(r == "2" for r in results), results
+    assert results == ["2", "2", "2"], results
+    assert took < 10 + 5, "draining must finish within the grace period plus its margin"
     assert any("shutting down" in line for line in lines) and any("stopped" in line for line in lines)
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
+import threading
 
 import grpc
 import numpy as np
+import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from tests.integration.server.server_helpers import ThreadServer, decode_response, infer_request, reference, rows_for, settings_for
+from tests.integration.server.server_helpers import (
+    ThreadServer, decode_response, infer_request, reference, rows_for, settings_for, wait_until,
+)
 
 from zoo.proto import grpc_service_pb2_grpc as pb_grpc
 
@@ -21,32 +24,37 @@ def test_reflection_lists_the_inference_and_health_services(server):
 
 
 def test_full_queue_answers_resource_exhausted_and_loses_nothing_else(model_repo):
-    # A queue of 8 rows: 64 callers of 4 rows arriving together cannot all be queued. The server's loop is
-    # frozen while they are sent, so they arrive together whatever the machine's timing, and batches run in
-    # the executor (inline_elements=0), so the loop goes on accepting them while one runs.
-    srv = ThreadServer(settings_for(model_repo, max_queue_rows=8, max_batch_size=4, inline_elements=0)).start()
+    # A queue of 8 rows behind a model held by a gate: one batch runs (held), two requests fill the queue, and
+    # every request after them is refused, whatever the machine's timing. Then the gate opens.
+    srv = ThreadServer(settings_for(model_repo, max_queue_rows=8, max_batch_size=4)).start()
     x = rows_for(model_repo, "iris", 4, seed=3)
     want = reference(model_repo, "iris", 2, x)["probabilities"]
+    batcher = srv.server.registry.get("iris").batcher
+    gate, entered, real = threading.Event(), threading.Event(), batcher.predict
 
-    async def burst():
-        async with grpc.aio.insecure_channel(srv.address) as ch:
-            await ch.channel_ready()
-            stub = pb_grpc.GRPCInferenceServiceStub(ch)
-            srv.freeze(1.0)
-            calls = [stub.ModelInfer(infer_request("iris", x), timeout=20) for _ in range(64)]
-            return await asyncio.gather(*calls, return_exceptions=True)
+    def gated(rows):
+        entered.set()
+        assert gate.wait(60)
+        return real(rows)
 
+    batcher.predict, batcher.inline_values = gated, 0  # on the model's thread, so the loop keeps serving
     try:
-        results = asyncio.run(burst())
-        refused = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
-        answered = [r for r in results if not isinstance(r, BaseException)]
-        assert refused and answered, results
-        assert all(r.code() == grpc.StatusCode.RESOURCE_EXHAUSTED for r in refused), [r.details() for r in refused]
-        assert "overloaded" in refused[0].details()
-        for r in answered:  # every accepted request got exactly its own rows
-            np.testing.assert_allclose(decode_response(r)["probabilities"], want, atol=1e-6)
-        with grpc.insecure_channel(srv.address) as ch:  # and the server still serves
-            got = decode_response(pb_grpc.GRPCInferenceServiceStub(ch).ModelInfer(infer_request("iris", x), timeout=10))
+        with grpc.insecure_channel(srv.address) as ch:
+            stub = pb_grpc.GRPCInferenceServiceStub(ch)
+            accepted = [stub.ModelInfer.future(infer_request("iris", x), timeout=60)]
+            wait_until(entered.is_set, "the first batch to be held in the model")
+            accepted += [stub.ModelInfer.future(infer_request("iris", x), timeout=60) for _ in range(2)]
+            wait_until(lambda: batcher.queued_rows == 8, "two requests to fill the queue")
+            refused = [stub.ModelInfer.future(infer_request("iris", x), timeout=60) for _ in range(10)]
+            for r in refused:
+                with pytest.raises(grpc.RpcError) as e:
+                    r.result()
+                assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "overloaded" in e.value.details()
+            gate.set()
+            for r in accepted:  # every accepted request got exactly its own rows
+                np.testing.assert_allclose(decode_response(r.result())["probabilities"], want, atol=1e-6)
+            got = decode_response(stub.ModelInfer(infer_request("iris", x), timeout=60))  # and the server still serves
         np.testing.assert_allclose(got["probabilities"], want, atol=1e-6)
     finally:
+        gate.set()
         srv.stop()

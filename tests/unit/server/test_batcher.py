@@ -1,33 +1,39 @@
-"""The batcher on a plain numpy predict function: merge, split, cap, queue bound, latency, failures."""
+"""The batcher on a plain numpy predict function, driven by explicit gates: merging, caps, splitting, the queue
+bound, failures, cancellation, closing, and where batches run. No test depends on timing."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
-import time
 
 import numpy as np
 import pytest
 
 from zoo.server.batcher import Batcher, BatchReport
-from zoo.server.errors import InvalidInput, Overloaded
+from zoo.server.errors import ModelNotReady, Overloaded
+
+HANG_GUARD_S = 60  # only ever reached if the batcher hangs: a failure, not a timing assumption
 
 
 class Recorder:
-    """predict = row sums and row ids, remembering each call's batch size (optionally slow or gated)."""
+    """predict = row ids and sums, remembering each call's batch size; with a gate, each call waits for it."""
 
-    def __init__(self, delay_s: float = 0.0, gate: threading.Event | None = None):
+    def __init__(self, gate: threading.Event | None = None, fail_on_negative: bool = False):
         self.calls: list[int] = []
-        self.delay_s = delay_s
+        self.threads: list[int] = []
         self.gate = gate
+        self.fail_on_negative = fail_on_negative
+        self.entered = threading.Event()  # set once a call is running (and held by the gate)
 
     def __call__(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        self.entered.set()
         if self.gate is not None:
-            self.gate.wait(5)
-        if self.delay_s:
-            time.sleep(self.delay_s)
+            assert self.gate.wait(HANG_GUARD_S), "the test never opened the gate"
         self.calls.append(len(x))
-        return {"sum": x.sum(axis=1), "id": x[:, 0].astype(np.int64)}
+        self.threads.append(threading.get_ident())
+        if self.fail_on_negative and (x[:, 0] < 0).any():
+            raise ValueError("boom")
+        return {"id": x[:, 0].astype(np.int64), "sum": x.sum(axis=1)}
 
 
 def rows(start: int, n: int) -> np.ndarray:
@@ -36,189 +42,258 @@ def rows(start: int, n: int) -> np.ndarray:
     return np.stack([ids, np.ones_like(ids)], axis=1)
 
 
-def test_concurrent_requests_merge_and_each_caller_gets_its_own_rows():
+async def running(predict: Recorder) -> None:
+    """Wait until the first batch is inside predict (held there by its gate)."""
+    await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(None, predict.entered.wait), HANG_GUARD_S)
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, HANG_GUARD_S))
+
+
+def test_requests_waiting_while_the_model_runs_form_the_next_batch_and_get_their_own_rows():
     async def main():
-        predict = Recorder(delay_s=0.02)
-        reports: list[BatchReport] = []
-        b = Batcher(predict, max_batch_size=1024, max_queue_delay_us=20000, on_batch=reports.append)
-        # The first call runs alone (nothing else waits); the next 20 queue behind it and merge.
-        results = await asyncio.gather(*(b.submit(rows(100 * i, i + 1)) for i in range(20)))
+        predict, gate, reports = Recorder(threading.Event()), None, []
+        b = Batcher(predict, max_batch_size=1024, on_batch=reports.append)
+        first = asyncio.ensure_future(b.submit(rows(0, 1)))
+        await running(predict)
+        rest = [asyncio.ensure_future(b.submit(rows(100 * i, i))) for i in range(1, 21)]
+        await asyncio.sleep(0)  # let them enqueue (they do so synchronously when they start)
+        predict.gate.set()
+        results = await asyncio.gather(first, *rest)
         await b.close()
         return predict, reports, results
 
-    predict, reports, results = asyncio.run(main())
-    for i, out in enumerate(results):
-        np.testing.assert_array_equal(out["id"], np.arange(100 * i, 100 * i + i + 1))
-        np.testing.assert_allclose(out["sum"], np.arange(100 * i, 100 * i + i + 1) + 1)
-    assert sum(predict.calls) == sum(range(1, 21))
-    assert max(predict.calls) > 1 and len(predict.calls) < 20  # merged
-    assert sum(r.requests for r in reports) == 20 and all(r.ok for r in reports)
+    predict, reports, results = run(main())
+    assert predict.calls == [1, sum(range(1, 21))]  # the lone first ran at once; the other 20 became one batch
+    for i, out in enumerate(results[1:], start=1):
+        np.testing.assert_array_equal(out["id"], np.arange(100 * i, 100 * i + i))
+        np.testing.assert_allclose(out["sum"], np.arange(100 * i, 100 * i + i) + 1)
+    assert [r.requests for r in reports] == [1, 20] and all(r.ok for r in reports)
 
 
-def test_batches_are_capped_by_max_batch_size():
+def test_batches_are_capped_by_max_batch_size_in_arrival_order():
     async def main():
-        predict = Recorder(delay_s=0.01)
-        b = Batcher(predict, max_batch_size=8, max_queue_delay_us=10000)
-        results = await asyncio.gather(*(b.submit(rows(10 * i, 3)) for i in range(10)))
+        predict = Recorder(threading.Event())
+        b = Batcher(predict, max_batch_size=8)
+        first = asyncio.ensure_future(b.submit(rows(0, 3)))
+        await running(predict)
+        queued = [asyncio.ensure_future(b.submit(rows(10 * i, 3))) for i in range(1, 11)]
+        await asyncio.sleep(0)
+        predict.gate.set()
+        results = await asyncio.gather(first, *queued)
         await b.close()
         return predict, results
 
-    predict, results = asyncio.run(main())
-    assert max(predict.calls) <= 8
-    assert sum(predict.calls) == 30
-    for i, out in enumerate(results):
+    predict, results = run(main())
+    assert predict.calls == [3, 6, 6, 6, 6, 6]  # 3 + 3 + 3 > 8: two requests per batch
+    for i, out in enumerate(results[1:], start=1):
         np.testing.assert_array_equal(out["id"], np.arange(10 * i, 10 * i + 3))
 
 
-def test_request_larger_than_cap_is_split_and_reassembled():
+def test_request_larger_than_the_cap_is_split_and_reassembled():
     async def main():
         predict = Recorder()
-        b = Batcher(predict, max_batch_size=4, max_queue_delay_us=0)
+        b = Batcher(predict, max_batch_size=4)
         out = await b.submit(rows(0, 10))
         await b.close()
         return predict, out
 
-    predict, out = asyncio.run(main())
+    predict, out = run(main())
     assert predict.calls == [4, 4, 2]
     np.testing.assert_array_equal(out["id"], np.arange(10))
 
 
+def test_with_a_queue_delay_a_batch_waits_until_it_is_full():
+    async def main():
+        predict = Recorder()
+        b = Batcher(predict, max_batch_size=4, max_queue_delay_us=3_600_000_000)  # an hour: only a full batch runs
+        a = asyncio.ensure_future(b.submit(rows(0, 2)))
+        await asyncio.sleep(0)
+        c = asyncio.ensure_future(b.submit(rows(10, 2)))
+        outs = await asyncio.gather(a, c)
+        await b.close()
+        return predict, outs
+
+    predict, (a, c) = run(main())
+    assert predict.calls == [4]
+    assert list(a["id"]) == [0, 1] and list(c["id"]) == [10, 11]
+
+
 def test_full_queue_raises_overloaded_and_the_queued_still_succeed():
     async def main():
-        gate = threading.Event()
-        b = Batcher(Recorder(gate=gate), max_batch_size=4, max_queue_delay_us=0, max_queue_rows=8)
+        predict = Recorder(threading.Event())
+        b = Batcher(predict, max_batch_size=4, max_queue_rows=8)
         first = asyncio.ensure_future(b.submit(rows(0, 4)))
-        await asyncio.sleep(0.05)  # the first batch is now running (held by the gate)
+        await running(predict)
         queued = [asyncio.ensure_future(b.submit(rows(10, 4))), asyncio.ensure_future(b.submit(rows(20, 4)))]
         await asyncio.sleep(0)
-        with pytest.raises(Overloaded):
+        assert b.queued_rows == 8
+        with pytest.raises(Overloaded, match="overloaded"):
             await b.submit(rows(30, 1))
-        with pytest.raises(InvalidInput):
-            await b.submit(rows(30, 9))  # can never fit: a client error, not back-pressure
-        gate.set()
+        predict.gate.set()
         done = await asyncio.gather(first, *queued)
         await b.close()
         return done
 
-    done = asyncio.run(main())
+    done = run(main())
     assert [list(d["id"]) for d in done] == [[0, 1, 2, 3], [10, 11, 12, 13], [20, 21, 22, 23]]
 
 
-def test_lone_request_is_flushed_at_once_not_after_the_queue_delay():
+def test_a_request_larger_than_the_queue_is_streamed_through_it_in_chunks():
     async def main():
-        b = Batcher(Recorder(), max_batch_size=1024, max_queue_delay_us=500_000)  # 0.5 s delay
-        await b.submit(rows(0, 1))  # warm the worker thread
-        started = time.perf_counter()
-        for i in range(5):
-            await b.submit(rows(i, 1))
-        elapsed = time.perf_counter() - started
-        await b.close()
-        return elapsed
+        seen: list[int] = []
+        holder: list[Batcher] = []
 
-    assert asyncio.run(main()) < 0.25  # five sequential requests, none waited 0.5 s
+        def predict(x):
+            seen.append(holder[0].queued_rows)
+            return {"id": x[:, 0].astype(np.int64)}
+
+        b = Batcher(predict, max_batch_size=4, max_queue_rows=8)
+        holder.append(b)
+        big = await b.submit(rows(0, 70))  # 70 rows through a queue of 8: accepted, a few chunks at a time
+        small = await b.submit(rows(500, 2))
+        await b.close()
+        return seen, big, small
+
+    seen, big, small = run(main())
+    np.testing.assert_array_equal(big["id"], np.arange(70))
+    assert list(small["id"]) == [500, 501]
+    assert max(seen) <= 8  # never more queued than the bound
 
 
 def test_batch_failure_reaches_every_caller_of_that_batch_and_not_later_ones():
-    class Flaky(Recorder):
-        def __call__(self, x):
-            if (x[:, 0] < 0).any():
-                time.sleep(0.02)
-                raise ValueError("boom")
-            return super().__call__(x)
-
-    async def main():
-        b = Batcher(Flaky(), max_batch_size=1024, max_queue_delay_us=20000)
+    async def alone():
+        predict = Recorder(threading.Event(), fail_on_negative=True)
+        b = Batcher(predict, max_batch_size=1024)
         bad = asyncio.ensure_future(b.submit(-rows(1, 1)))
-        await asyncio.sleep(0.005)
-        # These queue while the bad batch runs and merge into a later, good batch.
-        results = await asyncio.gather(bad, *(b.submit(rows(10 * i, 2)) for i in range(3)), return_exceptions=True)
+        await running(predict)
+        good = [asyncio.ensure_future(b.submit(rows(10 * i, 2))) for i in range(3)]
+        await asyncio.sleep(0)
+        predict.gate.set()
+        results = await asyncio.gather(bad, *good, return_exceptions=True)
         again = await b.submit(rows(50, 1))
         await b.close()
-        return results, again
+        return predict, results, again
 
-    results, again = asyncio.run(main())
-    assert isinstance(results[0], ValueError)
-    assert all(isinstance(r, dict) for r in results[1:])
+    predict, results, again = run(alone())
+    assert predict.calls == [1, 6, 1]
+    assert isinstance(results[0], ValueError) and all(isinstance(r, dict) for r in results[1:])
     assert list(again["id"]) == [50]
 
     async def together():
-        b = Batcher(Flaky(), max_batch_size=1024, max_queue_delay_us=50000)
-        gate_batch = await asyncio.gather(b.submit(rows(1, 1)), b.submit(-rows(2, 1)), b.submit(rows(3, 1)), return_exceptions=True)
+        predict = Recorder(threading.Event(), fail_on_negative=True)
+        b = Batcher(predict, max_batch_size=1024)
+        first = asyncio.ensure_future(b.submit(rows(0, 1)))
+        await running(predict)
+        merged = [asyncio.ensure_future(b.submit(x)) for x in (rows(1, 1), -rows(2, 1), rows(3, 1))]
+        await asyncio.sleep(0)
+        predict.gate.set()
+        results = await asyncio.gather(first, *merged, return_exceptions=True)
         await b.close()
-        return gate_batch
+        return predict, results
 
-    merged = asyncio.run(together())
-    # Whatever shared the failing call got its error; nothing hangs.
-    assert any(isinstance(r, ValueError) for r in merged)
+    predict, results = run(together())
+    assert predict.calls == [1, 3]
+    assert isinstance(results[0], dict) and all(isinstance(r, ValueError) for r in results[1:])
 
 
 def test_wrong_row_count_from_predict_fails_the_batch_instead_of_mixing_rows():
     async def main():
-        b = Batcher(lambda x: {"y": x[:-1]}, max_batch_size=8, max_queue_delay_us=0)
+        b = Batcher(lambda x: {"y": x[:-1]}, max_batch_size=8)
         with pytest.raises(RuntimeError, match="rows"):
             await b.submit(rows(0, 3))
         await b.close()
 
-    asyncio.run(main())
+    run(main())
 
 
 def test_cancelled_caller_does_not_break_the_others():
     async def main():
-        gate = threading.Event()
-        b = Batcher(Recorder(gate=gate), max_batch_size=64, max_queue_delay_us=0)
+        predict = Recorder(threading.Event())
+        b = Batcher(predict, max_batch_size=64)
         first = asyncio.ensure_future(b.submit(rows(0, 1)))
-        await asyncio.sleep(0.02)
+        await running(predict)
         doomed = asyncio.ensure_future(b.submit(rows(10, 1)))
         kept = asyncio.ensure_future(b.submit(rows(20, 1)))
         await asyncio.sleep(0)
         doomed.cancel()
-        gate.set()
+        predict.gate.set()
         out = await asyncio.gather(first, kept)
         await b.close()
-        return out
+        return predict, out
 
-    first, kept = asyncio.run(main())
+    predict, (first, kept) = run(main())
     assert list(first["id"]) == [0] and list(kept["id"]) == [20]
+    assert predict.calls == [1, 1]  # the cancelled request was dropped, not computed
 
 
-def test_closed_batcher_refuses_new_requests():
-    from zoo.server.errors import ModelNotReady
-
+def test_close_waits_for_queued_requests_then_refuses_new_ones():
     async def main():
-        b = Batcher(Recorder(), max_batch_size=4)
-        await b.submit(rows(0, 1))
-        await b.close()
-        with pytest.raises(ModelNotReady):
-            await b.submit(rows(0, 1))
+        predict = Recorder(threading.Event())
+        b = Batcher(predict, max_batch_size=2)
+        first = asyncio.ensure_future(b.submit(rows(0, 1)))
+        await running(predict)
+        queued = [asyncio.ensure_future(b.submit(rows(10 * i, 2))) for i in range(1, 4)]
+        await asyncio.sleep(0)
+        closing = asyncio.ensure_future(b.close())
+        await asyncio.sleep(0)
+        assert not closing.done()  # still draining: the gate holds the first batch
+        with pytest.raises(ModelNotReady, match="shutting down"):
+            await b.submit(rows(99, 1))
+        predict.gate.set()
+        await closing
+        return await asyncio.gather(first, *queued)
 
-    asyncio.run(main())
+    outs = run(main())
+    assert [list(o["id"]) for o in outs] == [[0], [10, 11], [20, 21], [30, 31]]
 
 
-def test_lone_small_requests_run_on_the_loop_others_in_the_executor():
-    from zoo.server.batcher import LONE_STREAK
-
-    calls: list[tuple[str, int, int]] = []  # (phase, rows, thread)
-    phase = ["warm-up"]
-
-    def predict(x):
-        calls.append((phase[0], len(x), threading.get_ident()))
-        return {"id": x[:, 0].astype(np.int64)}
-
+def test_close_past_its_timeout_fails_what_is_left_instead_of_hanging():
     async def main():
-        b = Batcher(predict, max_batch_size=64, max_queue_delay_us=2000, inline_elements=20)
-        for i in range(LONE_STREAK + 3):  # one caller at a time: after the streak, on the loop
-            phase[0] = "lone" if i + 1 >= LONE_STREAK else "warm-up"  # the streak counts this caller too
-            assert (await b.submit(rows(i, 1)))["id"].tolist() == [i]
-        phase[0] = "big"
-        assert (await b.submit(rows(100, 50)))["id"].tolist() == list(range(100, 150))  # 100 values: too big
-        phase[0] = "concurrent"
-        outs = await asyncio.gather(*[b.submit(rows(200 + 3 * i, 3)) for i in range(3)])  # callers overlap
-        await b.close()
-        return outs, threading.get_ident()
+        gate = threading.Event()
+        predict = Recorder(gate)
+        b = Batcher(predict, max_batch_size=2)
+        running_one = asyncio.ensure_future(b.submit(rows(0, 1)))
+        await running(predict)
+        queued = asyncio.ensure_future(b.submit(rows(10, 1)))
+        await asyncio.sleep(0)
+        await b.close(timeout=0)  # a model stuck in a batch must not hold shutdown
+        results = await asyncio.gather(running_one, queued, return_exceptions=True)
+        gate.set()
+        return results
 
-    outs, loop_thread = asyncio.run(main())
-    for i, out in enumerate(outs):
-        assert out["id"].tolist() == list(range(200 + 3 * i, 203 + 3 * i))
-    by_phase = {p: {t for q, _, t in calls if q == p} for p in ("warm-up", "lone", "big", "concurrent")}
-    assert by_phase["lone"] == {loop_thread}
-    assert loop_thread not in by_phase["warm-up"] | by_phase["big"] | by_phase["concurrent"]
+    results = run(main())
+    assert all(isinstance(r, ModelNotReady) for r in results)
+
+
+def test_small_batches_run_on_the_loop_and_large_ones_on_the_model_thread():
+    async def main():
+        predict = Recorder()
+        b = Batcher(predict, max_batch_size=64, inline_values=20)
+        assert (await b.submit(rows(0, 1)))["id"].tolist() == [0]  # 2 values: on the loop
+        assert (await b.submit(rows(100, 50)))["id"].tolist() == list(range(100, 150))  # 100 values: the thread
+        await b.close()
+        return predict, threading.get_ident()
+
+    predict, loop_thread = run(main())
+    assert predict.threads[0] == loop_thread and predict.threads[1] != loop_thread
+
+
+def test_batch_reports_carry_rows_requests_and_queue_times():
+    async def main():
+        reports: list[BatchReport] = []
+        predict = Recorder(threading.Event())
+        b = Batcher(predict, max_batch_size=16, on_batch=reports.append)
+        first = asyncio.ensure_future(b.submit(rows(0, 2)))
+        await running(predict)
+        more = [asyncio.ensure_future(b.submit(rows(10, 3))) for _ in range(2)]
+        await asyncio.sleep(0)
+        predict.gate.set()
+        await asyncio.gather(first, *more)
+        await b.close()
+        return reports
+
+    reports = run(main())
+    assert [(r.rows, r.requests, len(r.queue_s), r.ok) for r in reports] == [(2, 1, 1, True), (6, 2, 2, True)]
+    assert all(q >= 0 for r in reports for q in r.queue_s) and all(r.compute_s >= 0 for r in reports)

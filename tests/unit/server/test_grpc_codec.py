@@ -1,14 +1,19 @@
-"""Decoding ModelInferRequest inputs (raw and typed) and encoding outputs, with the error messages clients see."""
+"""The gRPC codec: ModelInferRequest inputs (raw and typed) into an InferenceCall, results into raw outputs."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from zoo.core.contract import ModelCard
 from zoo.proto import grpc_service_pb2 as pb
-from zoo.core.repository import ModelCard
-from zoo.server import codec
 from zoo.server.errors import InvalidInput
+from zoo.server.grpc_api import codec
+from zoo.server.inference import InferenceResult
+
+
+def decode_input(req: pb.ModelInferRequest, card: ModelCard) -> np.ndarray:
+    return codec.decode(req, card).rows
 
 CARD = ModelCard(
     name="iris",
@@ -37,8 +42,8 @@ def typed_request(values, shape) -> pb.ModelInferRequest:
 
 def test_raw_and_typed_inputs_decode_to_the_same_rows():
     x = np.arange(8, dtype=np.float32).reshape(2, 4) / 3
-    a = codec.decode_input(raw_request(x), CARD)
-    b = codec.decode_input(typed_request(x.ravel().tolist(), [2, 4]), CARD)
+    a = decode_input(raw_request(x), CARD)
+    b = decode_input(typed_request(x.ravel().tolist(), [2, 4]), CARD)
     np.testing.assert_array_equal(a, x)
     np.testing.assert_array_equal(b, x)
     assert a.dtype == b.dtype == np.float32
@@ -47,7 +52,7 @@ def test_raw_and_typed_inputs_decode_to_the_same_rows():
 def test_missing_batch_dimension_says_so_and_lists_features():
     x = np.ones(4, dtype=np.float32)
     with pytest.raises(InvalidInput) as e:
-        codec.decode_input(raw_request(x), CARD)
+        decode_input(raw_request(x), CARD)
     assert str(e.value) == (
         "expected FP32 [-1, 4] (sepal_length, sepal_width, petal_length, petal_width); got [4]: add the batch dimension"
     )
@@ -65,18 +70,18 @@ def test_missing_batch_dimension_says_so_and_lists_features():
 )
 def test_bad_inputs_are_refused_with_what_was_expected(kwargs, fragment):
     with pytest.raises(InvalidInput) as e:
-        codec.decode_input(raw_request(np.ones((1, 4), np.float32), **kwargs), CARD)
+        decode_input(raw_request(np.ones((1, 4), np.float32), **kwargs), CARD)
     assert fragment in str(e.value)
     assert str(e.value).startswith("expected FP32 [-1, 4]")
 
 
 def test_typed_count_mismatch_and_wrong_typed_field():
-    with pytest.raises(InvalidInput, match="needs 8 fp32_contents, got 7"):
-        codec.decode_input(typed_request([1.0] * 7, [2, 4]), CARD)
+    with pytest.raises(InvalidInput, match="needs 8 values, got 7"):
+        decode_input(typed_request([1.0] * 7, [2, 4]), CARD)
     req = pb.ModelInferRequest(model_name="iris")
     req.inputs.add(name="input", datatype="FP32", shape=[1, 4]).contents.fp64_contents.extend([1.0] * 4)
     with pytest.raises(InvalidInput, match="fp64_contents"):
-        codec.decode_input(req, CARD)
+        decode_input(req, CARD)
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
@@ -84,31 +89,30 @@ def test_non_finite_values_name_the_row(bad):
     x = np.ones((5, 4), dtype=np.float32)
     x[3, 2] = bad
     with pytest.raises(InvalidInput, match=r"row 3 .*petal_length"):
-        codec.decode_input(raw_request(x), CARD)
+        decode_input(raw_request(x), CARD)
 
 
 def test_huge_finite_values_whose_sum_overflows_are_accepted():
     x = np.full((3, 4), 3e38, dtype=np.float32)  # each finite; their float32 sum is inf
     with np.errstate(over="ignore"):
         assert not np.isfinite(x.sum())
-    np.testing.assert_array_equal(codec.decode_input(raw_request(x), CARD), x)
+    np.testing.assert_array_equal(decode_input(raw_request(x), CARD), x)
 
 
 def test_two_inputs_or_raw_plus_typed_are_refused():
     req = raw_request(np.ones((1, 4), np.float32))
     req.inputs.add(name="other", datatype="FP32", shape=[1, 4])
     with pytest.raises(InvalidInput, match="one input"):
-        codec.decode_input(req, CARD)
+        decode_input(req, CARD)
     req = raw_request(np.ones((1, 4), np.float32))
     req.inputs[0].contents.fp32_contents.extend([1.0] * 4)
     with pytest.raises(InvalidInput, match="not both"):
-        codec.decode_input(req, CARD)
+        decode_input(req, CARD)
 
 
 def test_encode_response_round_trips_through_raw_bytes():
-    req = pb.ModelInferRequest(model_name="iris", id="abc")
     outs = {"probabilities": np.array([[0.2, 0.8]], np.float32), "label": np.array([1], np.int64)}
-    resp = codec.encode_response(req, 3, outs)
+    resp = codec.encode(InferenceResult("iris", 3, "abc", outs))
     assert (resp.model_name, resp.model_version, resp.id) == ("iris", "3", "abc")
     assert [(o.name, o.datatype, list(o.shape)) for o in resp.outputs] == [("probabilities", "FP32", [1, 2]), ("label", "INT64", [1])]
     np.testing.assert_array_equal(np.frombuffer(resp.raw_output_contents[0], np.float32), outs["probabilities"].ravel())
@@ -120,4 +124,20 @@ def test_request_parameters_become_plain_values():
     req.parameters["threshold"].double_param = 0.25
     req.parameters["n"].int64_param = 3
     req.parameters["s"].string_param = "x"
-    assert codec.request_parameters(req) == {"threshold": 0.25, "n": 3, "s": "x"}
+    req.parameters["b"].bool_param = True
+    assert codec.parameters(req.parameters) == {"threshold": 0.25, "n": 3, "s": "x", "b": True}
+
+
+def test_threshold_as_a_string_parameter_reaches_the_call():
+    # tritonclient and KServe's SDK can only send bool, int and str parameters: a numeric string is the way.
+    req = typed_request([1.0] * 4, [1, 4])
+    req.parameters["threshold"].string_param = "0.7"
+    call = codec.decode(req, CARD)
+    assert call.threshold == 0.7 and call.outputs == ("probabilities", "one_hot", "label")
+
+
+def test_raw_contents_count_must_match_the_inputs():
+    req = raw_request(np.ones((1, 4), np.float32))
+    req.raw_input_contents.append(b"")
+    with pytest.raises(InvalidInput, match="2 raw_input_contents for 1 inputs"):
+        codec.decode(req, CARD)

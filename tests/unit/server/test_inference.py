@@ -1,22 +1,28 @@
-"""Output selection and per-request thresholds, checked against zoo.core.decision computed independently."""
+"""The request path's first and last steps: inputs checked into a call, outputs finished (thresholds, selection)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from zoo.core.repository import ModelCard
-from zoo.server import postprocess
+from zoo.core.contract import ModelCard
+from zoo.server import inference as postprocess
 from zoo.server.errors import InvalidInput
+from zoo.server.inference import InferenceCall, InputTensor
 
 
 def card(task: str, threshold: float, classes: int) -> ModelCard:
     return ModelCard("m", 1, task, ["f0"], [f"c{i}" for i in range(classes)], threshold, "0" * 64)
 
 
+def finish(outputs, card, names, threshold):
+    call = InferenceCall(np.zeros((len(outputs["probabilities"]), 1), np.float32), tuple(names), threshold)
+    return postprocess.finish(call, outputs, card)
+
+
 def test_all_outputs_when_none_requested_and_request_order_otherwise():
-    assert postprocess.select_outputs([]) == ["probabilities", "one_hot", "label"]
-    assert postprocess.select_outputs(["label", "probabilities", "label"]) == ["label", "probabilities"]
+    assert postprocess.select_outputs([]) == ("probabilities", "one_hot", "label")
+    assert postprocess.select_outputs(["label", "probabilities", "label"]) == ("label", "probabilities")
 
 
 def test_unknown_output_is_invalid_input_naming_the_valid_ones():
@@ -43,7 +49,7 @@ def test_binary_threshold_recomputes_one_hot_and_label():
     p1 = np.array([0.1, 0.4, 0.6, 0.9], np.float32)
     probs = np.stack([1 - p1, p1], axis=1)
     graph = {"probabilities": probs, "one_hot": np.zeros((4, 2), np.float32), "label": np.zeros(4, np.int64)}
-    out = postprocess.finish(graph, card("binary", 0.5, 2), ["one_hot", "label"], 0.35)
+    out = finish(graph, card("binary", 0.5, 2), ["one_hot", "label"], 0.35)
     want_pos = p1 >= 0.35  # the rule written out independently of zoo.core.decision
     np.testing.assert_array_equal(out["label"], want_pos.astype(np.int64))
     np.testing.assert_array_equal(out["one_hot"], np.stack([~want_pos, want_pos], 1).astype(np.float32))
@@ -53,12 +59,40 @@ def test_binary_threshold_recomputes_one_hot_and_label():
 def test_multiclass_high_threshold_yields_no_class():
     probs = np.array([[0.5, 0.3, 0.2], [0.1, 0.85, 0.05]], np.float32)
     graph = {"probabilities": probs, "one_hot": np.eye(3, dtype=np.float32)[[0, 1]], "label": np.array([0, 1])}
-    out = postprocess.finish(graph, card("multiclass", 0.0, 3), ["one_hot", "label"], 0.8)
+    out = finish(graph, card("multiclass", 0.0, 3), ["one_hot", "label"], 0.8)
     np.testing.assert_array_equal(out["label"], [-1, 1])
     np.testing.assert_array_equal(out["one_hot"], [[0, 0, 0], [0, 1, 0]])
 
 
 def test_default_threshold_keeps_the_graph_outputs():
     graph = {"probabilities": np.array([[0.4, 0.6]], np.float32), "one_hot": np.array([[7.0, 7.0]], np.float32), "label": np.array([9])}
-    out = postprocess.finish(graph, card("binary", 0.5, 2), ["one_hot", "label"], None)
+    out = finish(graph, card("binary", 0.5, 2), ["one_hot", "label"], None)
     assert out["one_hot"] is graph["one_hot"] and out["label"] is graph["label"]
+
+
+def test_non_finite_probabilities_are_refused_naming_the_rows():
+    # What a model gives for finite inputs that overflow it (3e38 in every feature): never an OK answer.
+    probs = np.array([[0.5, 0.5], [np.nan, np.nan], [0.2, 0.8], [np.inf, 0.0]], np.float32)
+    graph = {"probabilities": probs, "one_hot": np.zeros((4, 2), np.float32), "label": np.full(4, -1, np.int64)}
+    with pytest.raises(InvalidInput, match=r"row\(s\) 1, 3 overflow the model"):
+        finish(graph, card("binary", 0.5, 2), ["label"], None)
+
+
+def test_make_call_checks_inputs_outputs_and_threshold_together():
+    c = ModelCard("m", 1, "multiclass", ["a", "b"], ["x", "y", "z"], 0.0, "0" * 64)
+    x = np.array([[1.0, 2.0], [3.0, 4.0]], np.float32)
+    call = postprocess.make_call(c, [InputTensor("input", "FP32", [2, 2], raw=x.tobytes())], ["label"], {"threshold": "0.4"}, "id-7")
+    np.testing.assert_array_equal(call.rows, x)
+    assert (call.outputs, call.threshold, call.request_id) == (("label",), 0.4, "id-7")
+    json_values = [[1, 2], [3, 4]]  # nested lists, as JSON carries them, flattened row-major by the transport
+    call = postprocess.make_call(c, [InputTensor("input", "FP32", [2, 2], values=sum(json_values, []))], [], {})
+    np.testing.assert_array_equal(call.rows, x)
+    with pytest.raises(InvalidInput, match="not numbers"):
+        postprocess.make_call(c, [InputTensor("input", "FP32", [1, 2], values=["a", "b"])], [], {})
+
+
+def test_long_feature_lists_are_shortened_in_messages():
+    c = ModelCard("m", 1, "multiclass", [f"pixel_{i}" for i in range(784)], ["x", "y"], 0.0, "0" * 64)
+    with pytest.raises(InvalidInput) as e:
+        postprocess.decode_rows([InputTensor("input", "FP32", [1, 3], raw=b"\0" * 12)], c)
+    assert str(e.value) == "expected FP32 [-1, 784] (pixel_0, pixel_1, pixel_2, pixel_3, pixel_4, pixel_5, pixel_6, pixel_7, ... (784 in all)); got [1, 3]"

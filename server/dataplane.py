@@ -1,0 +1,115 @@
+"""The data plane: what the server does, whatever transport asked (gRPC today, HTTP beside it).
+
+Transports decode their messages, call these methods, and encode what comes back; they map the domain errors
+(server/errors.py) to their status codes. Nothing here knows gRPC, HTTP or ONNX.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from zoo import __version__
+from zoo.core import contract, model_config
+from zoo.core.contract import ModelCard
+from zoo.proto import model_config_pb2 as mc
+from zoo.server.errors import ModelNotReady, kind
+from zoo.server.inference import InferenceCall, InferenceResult, finish
+from zoo.server.metrics import Metrics, VersionStats
+from zoo.server.registry import LoadedVersion, Registry
+from zoo.server.settings import ServerSettings
+
+SERVER_NAME = "zoo"
+EXTENSIONS = ("model_repository", "statistics", "parameters", "model_configuration")
+
+
+class DataPlane:
+    """Health, metadata, inference, statistics and repository operations over the registry."""
+
+    def __init__(self, registry: Registry, metrics: Metrics, settings: ServerSettings):
+        self.registry = registry
+        self.metrics = metrics
+        self.settings = settings
+        self.started = False
+        self.shutting_down = False
+
+    # health
+
+    def ready(self) -> bool:
+        """Ready once start-up loading is over and until draining starts (a broken model shows in ModelReady)."""
+        return self.started and not self.shutting_down
+
+    def model_ready(self, name: str, version: str = "") -> bool:
+        """Whether the model (version) can serve; ModelNotFound for an unknown one."""
+        try:
+            self.registry.get(name, version)
+        except ModelNotReady:
+            return False
+        return not self.shutting_down
+
+    # metadata
+
+    @staticmethod
+    def server_metadata() -> tuple[str, str, tuple[str, ...]]:
+        """(name, version, extensions) of the server."""
+        return SERVER_NAME, __version__, EXTENSIONS
+
+    def lookup(self, name: str, version: str = "") -> LoadedVersion:
+        """The version serving (name, version); ModelNotFound or ModelNotReady otherwise."""
+        return self.registry.get(name, version)
+
+    def versions(self, name: str) -> list[str]:
+        """The loaded versions of a model, ascending."""
+        return [str(v) for v in sorted(self.registry.entry(name).loaded)]
+
+    def model_config(self, lv: LoadedVersion) -> mc.ModelConfig:
+        """Triton's ModelConfig of a loaded version: its config.pbtxt plus what only the server knows."""
+        runtime = {contract.CONFIG_EXECUTION_PROVIDER: lv.provider, contract.CONFIG_VERSION: str(lv.version)}
+        return model_config.build(lv.card, self.settings.batching, runtime=runtime)
+
+    def statistics(self, name: str = "", version: str = "") -> list[tuple[str, int, VersionStats]]:
+        """(name, version, counters) of the asked model and version, or of every loaded version."""
+        out = []
+        for n in [name] if name else self.registry.names():
+            entry = self.registry.entry(n)
+            versions = [self.registry.get(n, version).version] if version else sorted(entry.loaded)
+            out.extend((n, v, self.metrics.version_stats(n, v)) for v in versions)
+        return out
+
+    # inference
+
+    async def infer(self, name: str, version: str, decode: Callable[[ModelCard], InferenceCall]) -> InferenceResult:
+        """Look the model up, decode the request against its card, run it through the batcher and finish it."""
+        started = time.perf_counter()
+        lv = None
+        rows = 0
+        try:
+            # Lookup, decoding and the enqueue run without an await in between, so a version swap
+            # can't retire the batcher we picked before our rows are queued on it.
+            lv = self.registry.get(name, version)
+            call = decode(lv.card)
+            rows = len(call.rows)
+            outputs = await lv.batcher.submit(call.rows)
+            result = InferenceResult(name, lv.version, call.request_id, finish(call, outputs, lv.card))
+        except Exception as e:
+            # Only names the server knows are recorded: clients could otherwise grow the label set without bound.
+            if lv is not None or isinstance(e, ModelNotReady):
+                self.metrics.request_done(name, lv.version if lv else None, rows, time.perf_counter() - started, kind(e))
+            raise
+        self.metrics.request_done(name, lv.version, rows, time.perf_counter() - started, None)
+        return result
+
+    # repository
+
+    async def index(self, ready_only: bool = False) -> list[tuple[str, str, str, str]]:
+        """(name, version, state, reason) rows of the repository."""
+        rows = await self.registry.index()
+        return [r for r in rows if r[2] == "READY"] if ready_only else rows
+
+    async def load(self, name: str) -> None:
+        """Load or reload a model (explicit model control)."""
+        await self.registry.load(name)
+
+    async def unload(self, name: str) -> None:
+        """Unload a model (explicit model control)."""
+        await self.registry.unload(name)

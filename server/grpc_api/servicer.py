@@ -1,0 +1,158 @@
+"""GRPCInferenceService: each RPC decodes its message, asks the data plane, and encodes the answer.
+
+Domain errors raised here become status codes in service.py, the one place that maps them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+
+import grpc
+
+from zoo.core import contract
+from zoo.proto import grpc_service_pb2 as pb
+from zoo.server.dataplane import DataPlane
+from zoo.server.grpc_api import codec
+from zoo.server.grpc_api.service import BadMessage
+from zoo.server.grpc_api.status import status_for
+from zoo.server.metrics import VersionStats
+
+STREAM_WINDOW = 512  # requests of one stream decoded and queued before its answers are read
+
+
+class InferenceServicer:
+    """Every RPC of GRPCInferenceService that zoo implements."""
+
+    def __init__(self, plane: DataPlane, *, stream_idle_timeout: float = 300.0):
+        self.plane = plane
+        self.stream_idle_timeout = stream_idle_timeout
+
+    # health
+
+    async def ServerLive(self, request, context):
+        return pb.ServerLiveResponse(live=True)
+
+    async def ServerReady(self, request, context):
+        return pb.ServerReadyResponse(ready=self.plane.ready())
+
+    async def ModelReady(self, request, context):
+        return pb.ModelReadyResponse(ready=self.plane.model_ready(request.name, request.version))
+
+    # metadata
+
+    async def ServerMetadata(self, request, context):
+        name, version, extensions = self.plane.server_metadata()
+        return pb.ServerMetadataResponse(name=name, version=version, extensions=extensions)
+
+    async def ModelMetadata(self, request, context):
+        lv = self.plane.lookup(request.name, request.version)
+        resp = pb.ModelMetadataResponse(name=request.name, versions=self.plane.versions(request.name), platform=contract.PLATFORM)
+        for spec in (lv.card.input,):
+            resp.inputs.add(name=spec.name, datatype=spec.datatype, shape=spec.shape)
+        for spec in lv.card.outputs:
+            resp.outputs.add(name=spec.name, datatype=spec.datatype, shape=spec.shape)
+        return resp
+
+    async def ModelConfig(self, request, context):
+        return pb.ModelConfigResponse(config=self.plane.model_config(self.plane.lookup(request.name, request.version)))
+
+    async def ModelStatistics(self, request, context):
+        resp = pb.ModelStatisticsResponse()
+        for name, version, stats in self.plane.statistics(request.name, request.version):
+            _fill_stats(resp.model_stats.add(name=name, version=str(version)), stats)
+        return resp
+
+    # repository
+
+    async def RepositoryIndex(self, request, context):
+        resp = pb.RepositoryIndexResponse()
+        for name, version, state, reason in await self.plane.index(request.ready):
+            resp.models.add(name=name, version=version, state=state, reason=reason)
+        return resp
+
+    async def RepositoryModelLoad(self, request, context):
+        await self.plane.load(request.model_name)
+        return pb.RepositoryModelLoadResponse()
+
+    async def RepositoryModelUnload(self, request, context):
+        await self.plane.unload(request.model_name)
+        return pb.RepositoryModelUnloadResponse()
+
+    # inference
+
+    async def ModelInfer(self, request, context):
+        if isinstance(request, BadMessage):
+            raise request.error()
+        result = await self.plane.infer(request.model_name, request.model_version, functools.partial(codec.decode, request))
+        return codec.encode(result)
+
+    async def ModelStreamInfer(self, request_iterator, context):
+        """Each request is decoded and queued as it arrives; answers go back as they finish, each with its id.
+
+        Requests of one stream therefore batch with each other and with everyone else's. An error answers
+        only its own request. A stream that sends nothing for stream_idle_timeout seconds is closed.
+        """
+        answers: asyncio.Queue = asyncio.Queue()
+        window = asyncio.Semaphore(STREAM_WINDOW)
+        done = object()
+        idle = False
+
+        async def answer(request) -> None:
+            try:
+                resp = pb.ModelStreamInferResponse(infer_response=await self.ModelInfer(request, context))
+            except Exception as e:
+                _, message = status_for(e)
+                echo = pb.ModelInferResponse(model_name=request.model_name, model_version=request.model_version, id=request.id)
+                resp = pb.ModelStreamInferResponse(error_message=message, infer_response=echo)
+            window.release()
+            answers.put_nowait(resp)
+
+        async def read() -> None:
+            nonlocal idle
+            tasks: set[asyncio.Task] = set()
+            requests = request_iterator.__aiter__()
+            try:
+                while True:
+                    try:
+                        request = await asyncio.wait_for(requests.__anext__(), self.stream_idle_timeout)
+                    except StopAsyncIteration:
+                        break
+                    except asyncio.TimeoutError:
+                        idle = True
+                        break
+                    await window.acquire()
+                    task = asyncio.ensure_future(answer(request))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                if tasks:
+                    await asyncio.gather(*tasks)
+            finally:
+                answers.put_nowait(done)
+
+        reader = asyncio.ensure_future(read())
+        try:
+            while (item := await answers.get()) is not done:
+                yield item
+            await reader  # surfaces a broken request stream as this RPC's error
+        finally:
+            reader.cancel()
+        if idle:
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
+                                f"stream closed: no request for {self.stream_idle_timeout:g} s (--stream-idle-timeout)")
+
+
+def _fill_stats(m: pb.ModelStatistics, s: VersionStats) -> None:
+    m.last_inference, m.inference_count, m.execution_count = s.last_inference_ms, s.inference_count, s.execution_count
+    st = m.inference_stats
+    st.success.count, st.success.ns = s.success_count, s.success_ns
+    st.fail.count, st.fail.ns = s.fail_count, s.fail_ns
+    st.queue.count, st.queue.ns = s.queue_count, s.queue_ns
+    st.compute_infer.count, st.compute_infer.ns = s.compute_count, s.compute_ns
+    # The whole model call is timed as compute_infer; perf_analyzer requires the three compute
+    # counts to agree, so input/output preparation report the same count with no time of their own.
+    st.compute_input.count = st.compute_output.count = s.compute_count
+    for rows, (count, ns) in sorted(s.batch_sizes.items()):
+        b = m.batch_stats.add(batch_size=rows)
+        b.compute_infer.count, b.compute_infer.ns = count, ns
+        b.compute_input.count = b.compute_output.count = count

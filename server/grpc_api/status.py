@@ -1,0 +1,38 @@
+"""The one table from domain errors to gRPC status codes, used by every RPC at the edge."""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+
+from zoo.server.errors import ControlDisabled, InvalidInput, ModelNotFound, ModelNotReady, Overloaded
+
+log = logging.getLogger("zoo.server")
+
+STATUS = {
+    InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
+    ModelNotFound: grpc.StatusCode.NOT_FOUND,
+    ModelNotReady: grpc.StatusCode.UNAVAILABLE,
+    Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    ControlDisabled: grpc.StatusCode.FAILED_PRECONDITION,
+}
+INTERNAL_MESSAGE = "internal server error; the server log has the details"
+
+
+def code_for(exc: BaseException) -> grpc.StatusCode:
+    """The status code of an exception (INTERNAL for anything not in STATUS)."""
+    for kind, code in STATUS.items():
+        if isinstance(exc, kind):
+            return code
+    return grpc.StatusCode.INTERNAL
+
+
+def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+    """(code, client-safe message) for an exception; unknown ones are logged and answered INTERNAL."""
+    code = code_for(exc)
+    if code != grpc.StatusCode.INTERNAL:
+        return code, str(exc)
+    # Unexpected: the traceback goes to the log, never to the client (it may hold paths or data).
+    log.error("unexpected error", exc_info=exc)
+    return grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE

@@ -1,0 +1,164 @@
+"""The request path's typed values and its first and last steps, on plain numpy; transports call these.
+
+A transport decodes its message into `InputTensor`s and calls `make_call`, which checks them against the
+model's card and gives one `InferenceCall` (rows, outputs, threshold); the batcher runs the rows; `finish`
+turns the model's outputs into the `InferenceResult` the transport encodes. zoo.core.decision holds the semantics.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from zoo.core import decision
+from zoo.core.contract import INPUT_NAME, LABEL, ONE_HOT, OUTPUT_NAMES, PROBABILITIES, THRESHOLD_PARAM, ModelCard
+from zoo.server.errors import InvalidInput
+
+FP32 = np.dtype("<f4")
+
+
+@dataclass(slots=True)
+class InputTensor:
+    """One input tensor as a transport received it, before it is checked against a model."""
+
+    name: str
+    datatype: str
+    shape: Sequence[int]
+    raw: bytes | memoryview | None = None  # little-endian bytes (gRPC raw contents, HTTP binary data, shared memory)
+    values: Sequence[Any] | None = None  # typed values (gRPC fp32_contents, JSON data), row-major
+
+
+@dataclass(slots=True)
+class InferenceCall:
+    """A checked request: what the batcher runs and what finish() needs to answer it."""
+
+    rows: np.ndarray  # FP32 [N, F], C-contiguous
+    outputs: tuple[str, ...]  # names to send, in the order asked
+    threshold: float | None  # per-request threshold; None: the model's default
+    request_id: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)  # transport-specific (e.g. output shared-memory targets)
+
+
+@dataclass(slots=True)
+class InferenceResult:
+    """The answer to one call: the requested outputs by name, in order."""
+
+    model: str
+    version: int
+    request_id: str
+    outputs: dict[str, np.ndarray]
+
+
+def expected(card: ModelCard) -> str:
+    """The input contract in words, used at the start of every input error."""
+    names = card.feature_names
+    shown = ", ".join(names[:8]) + (f", ... ({len(names)} in all)" if len(names) > 8 else "")
+    return f"expected FP32 [-1, {card.num_features}] ({shown})"
+
+
+def _shape(shape: Sequence[int]) -> str:
+    return "[" + ", ".join(str(int(d)) for d in shape) + "]"
+
+
+def decode_rows(inputs: Sequence[InputTensor], card: ModelCard) -> np.ndarray:
+    """The request's rows as a C-contiguous FP32 [N, F] array; raises InvalidInput saying what was wrong."""
+    want = expected(card)
+    if len(inputs) != 1:
+        names = [t.name for t in inputs]
+        raise InvalidInput(f"{want} as one input named {INPUT_NAME!r}; got {len(names)} inputs {names}")
+    tensor = inputs[0]
+    if tensor.name != INPUT_NAME:
+        raise InvalidInput(f"{want} as input {INPUT_NAME!r}; got input {tensor.name!r}")
+    if tensor.datatype != "FP32":
+        raise InvalidInput(f"{want}; got datatype {tensor.datatype or '(none)'}: send float32 values")
+    shape = list(tensor.shape)
+    f = card.num_features
+    if len(shape) == 1 and shape[0] == f:
+        raise InvalidInput(f"{want}; got {_shape(shape)}: add the batch dimension")
+    if len(shape) != 2 or shape[1] != f:
+        raise InvalidInput(f"{want}; got {_shape(shape)}")
+    n = shape[0]
+    if n <= 0:
+        raise InvalidInput(f"{want}; got {_shape(shape)}: send at least one row")
+    if tensor.raw is not None:
+        need = n * f * 4
+        if len(tensor.raw) != need:
+            raise InvalidInput(f"{want}; shape {_shape(shape)} needs {need} bytes of FP32, got {len(tensor.raw)} bytes")
+        x = np.frombuffer(tensor.raw, dtype=FP32).reshape(n, f)
+    else:
+        values = tensor.values if tensor.values is not None else ()
+        if len(values) != n * f:
+            raise InvalidInput(f"{want}; shape {_shape(shape)} needs {n * f} values, got {len(values)}")
+        try:
+            x = np.asarray(values, dtype=np.float32).reshape(n, f)
+        except (TypeError, ValueError):
+            raise InvalidInput(f"{want}; got values that are not numbers") from None
+    check_finite(x, card)
+    return x
+
+
+def check_finite(x: np.ndarray, card: ModelCard) -> None:
+    """InvalidInput naming the first row holding NaN or Inf."""
+    # A finite sum proves every value finite (NaN and Inf propagate), in one vectorised pass and no temporary
+    # mask; only a non-finite sum (bad input, or an overflow of huge values) pays for the full check.
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = x.sum()
+    if np.isfinite(total):
+        return
+    bad = ~np.isfinite(x)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise InvalidInput(f"row {row} holds {x[row, col]} in {card.feature_names[col]}: inputs must be finite numbers")
+
+
+def parse_threshold(parameters: dict[str, Any]) -> float | None:
+    """The per-request threshold from the request parameters, or None; raises InvalidInput when not in [0, 1]."""
+    if THRESHOLD_PARAM not in parameters:
+        return None
+    raw = parameters[THRESHOLD_PARAM]
+    problem = f"parameter {THRESHOLD_PARAM} must be a number in [0, 1] (a double, or a string such as \"0.7\"); got {raw!r}"
+    if isinstance(raw, bool) or raw is None:
+        raise InvalidInput(problem)
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise InvalidInput(problem) from None
+    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+        raise InvalidInput(problem)
+    return value
+
+
+def select_outputs(requested: Sequence[str]) -> tuple[str, ...]:
+    """The outputs to send, in request order (all when none requested); raises InvalidInput for unknown names."""
+    if not requested:
+        return OUTPUT_NAMES
+    unknown = [n for n in requested if n not in OUTPUT_NAMES]
+    if unknown:
+        raise InvalidInput(f"unknown output {unknown[0]!r}: this model has outputs {', '.join(OUTPUT_NAMES)}")
+    return tuple(dict.fromkeys(requested))  # a name asked twice is sent once
+
+
+def make_call(card: ModelCard, inputs: Sequence[InputTensor], requested: Sequence[str], parameters: dict[str, Any],
+              request_id: str = "") -> InferenceCall:
+    """Step 1: a transport's decoded request, checked against the card."""
+    return InferenceCall(decode_rows(inputs, card), select_outputs(requested), parse_threshold(parameters), request_id)
+
+
+def finish(call: InferenceCall, outputs: dict[str, np.ndarray], card: ModelCard) -> dict[str, np.ndarray]:
+    """Step 3: the requested outputs; one_hot and label are recomputed for a threshold other than the default."""
+    p = outputs[PROBABILITIES]
+    with np.errstate(over="ignore", invalid="ignore"):
+        finite = np.isfinite(p.sum())
+    if not finite:
+        rows = np.flatnonzero(~np.isfinite(p).all(axis=1))
+        shown = ", ".join(map(str, rows[:10])) + (f" and {len(rows) - 10} more" if len(rows) > 10 else "")
+        raise InvalidInput(f"row(s) {shown} overflow the model: its probabilities are not finite numbers; "
+                           f"send feature values in the range the model was trained on")
+    result = outputs
+    t = call.threshold
+    if t is not None and t != card.default_threshold and (ONE_HOT in call.outputs or LABEL in call.outputs):
+        result = {PROBABILITIES: p, ONE_HOT: decision.one_hot(p, card.task, t), LABEL: decision.labels(p, card.task, t)}
+    return {n: result[n] for n in call.outputs}
