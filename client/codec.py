@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-
+import math
 from dataclasses import dataclass, field
 
 import grpc
 import numpy as np
 
+from zoo.core import contract
+from zoo.core.contract import LABEL, NUMPY_DTYPES, ONE_HOT, PROBABILITIES
 from zoo.proto import grpc_service_pb2 as pb
 
-INPUT_NAME = "input"
-OUTPUT_NAMES = ("probabilities", "one_hot", "label")
-DTYPES = {"FP32": np.dtype("<f4"), "INT64": np.dtype("<i8")}
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # the server's default cap
 REQUEST_OVERHEAD_BYTES = 4096  # protobuf framing, names and parameters around the raw rows
 
@@ -57,6 +56,19 @@ class ModelInfo:
         """Width of probabilities and one_hot."""
         return len(self.class_names)
 
+    @property
+    def input_name(self) -> str:
+        """The name of the model's one input tensor, as the server reports it."""
+        return self.inputs[0][0]
+
+    def bytes_per_row(self) -> tuple[int, int]:
+        """(request, response) bytes one row takes, from the tensors the server reports."""
+
+        def size(tensors) -> int:
+            return sum(NUMPY_DTYPES[dt].itemsize * math.prod(d for d in shape[1:] if d > 0) for _, dt, shape in tensors)
+
+        return size(self.inputs), size(self.outputs)
+
 
 @dataclass
 class Prediction:
@@ -68,6 +80,7 @@ class Prediction:
     probabilities: np.ndarray | None  # FP32 [N, C]
     one_hot: np.ndarray | None  # FP32 [N, C]
     labels: np.ndarray | None  # INT64 [N]; -1 where no class is set
+    outputs: dict[str, np.ndarray] = field(default_factory=dict)  # every tensor the server sent, by name
 
     @property
     def label_names(self) -> list[str | None]:
@@ -96,12 +109,10 @@ def as_rows(X) -> np.ndarray:
     return np.ascontiguousarray(x)
 
 
-def rows_per_request(num_features: int, num_classes: int, max_message_bytes: int) -> int:
+def rows_per_request(info: ModelInfo, max_message_bytes: int) -> int:
     """How many rows fit one request and its response under the message cap (at least 1)."""
-    request_row = 4 * num_features
-    response_row = 8 * num_classes + 8  # probabilities + one_hot (FP32) + label (INT64)
     budget = max_message_bytes - REQUEST_OVERHEAD_BYTES
-    return max(1, budget // max(request_row, response_row, 1))
+    return max(1, budget // max(*info.bytes_per_row(), 1))
 
 
 def split_rows(x: np.ndarray, rows: int) -> list[np.ndarray]:
@@ -111,16 +122,16 @@ def split_rows(x: np.ndarray, rows: int) -> list[np.ndarray]:
     return [x[i:i + rows] for i in range(0, len(x), rows)]
 
 
-def infer_request(model: str, x: np.ndarray, *, version: str = "", threshold: float | None = None,
-                  outputs=None) -> pb.ModelInferRequest:
+def infer_request(model: str, x: np.ndarray, *, input_name: str, version: str = "", threshold: float | None = None,
+                  outputs=None, request_id: str = "") -> pb.ModelInferRequest:
     """A ModelInferRequest carrying x as little-endian FP32 in raw_input_contents."""
-    req = pb.ModelInferRequest(model_name=model, model_version=version)
-    req.inputs.add(name=INPUT_NAME, datatype="FP32", shape=list(x.shape))
+    req = pb.ModelInferRequest(model_name=model, model_version=version, id=request_id)
+    req.inputs.add(name=input_name, datatype="FP32", shape=list(x.shape))
     req.raw_input_contents.append(x.astype("<f4", copy=False).tobytes())
     for name in outputs or ():
         req.outputs.add(name=name)
     if threshold is not None:
-        req.parameters["threshold"].double_param = float(threshold)
+        req.parameters[contract.THRESHOLD_PARAM].double_param = float(threshold)
     return req
 
 
@@ -128,7 +139,7 @@ def decode_outputs(resp: pb.ModelInferResponse) -> dict[str, np.ndarray]:
     """The response's tensors by name (raw_output_contents or typed contents)."""
     out: dict[str, np.ndarray] = {}
     for i, t in enumerate(resp.outputs):
-        dtype = DTYPES.get(t.datatype)
+        dtype = NUMPY_DTYPES.get(t.datatype)
         if dtype is None:
             raise ClientError(grpc.StatusCode.INTERNAL, f"output {t.name!r} has unsupported datatype {t.datatype}")
         if i < len(resp.raw_output_contents):
@@ -147,7 +158,9 @@ def assemble(model: str, version: str, class_names: list[str], parts: list[dict[
             return None
         return np.concatenate([p[name] for p in parts]) if len(parts) > 1 else parts[0][name]
 
-    return Prediction(model, version, class_names, join("probabilities"), join("one_hot"), join("label"))
+    names = list(parts[0]) if parts else []
+    outputs = {n: a for n in names if (a := join(n)) is not None}
+    return Prediction(model, version, class_names, outputs.get(PROBABILITIES), outputs.get(ONE_HOT), outputs.get(LABEL), outputs)
 
 
 def version_str(version: str | int | None) -> str:
@@ -166,15 +179,15 @@ def _split_names(value: str) -> list[str]:
 def model_info(md: pb.ModelMetadataResponse, cfg: pb.ModelConfigResponse) -> ModelInfo:
     """ModelInfo from the ModelMetadata and ModelConfig answers (names live in the config's parameters)."""
     params = {k: p.string_value for k, p in cfg.config.parameters.items()}
-    threshold = params.get("default_threshold")
+    threshold = params.get(contract.CONFIG_DEFAULT_THRESHOLD)
     return ModelInfo(
         name=md.name,
-        version=params.get("version", ""),
+        version=params.get(contract.CONFIG_VERSION, ""),
         versions=list(md.versions),
         platform=md.platform,
-        task=params.get("task", ""),
-        feature_names=_split_names(params.get("feature_names", "")),
-        class_names=_split_names(params.get("class_names", "")),
+        task=params.get(contract.CONFIG_TASK, ""),
+        feature_names=_split_names(params.get(contract.CONFIG_FEATURE_NAMES, "")),
+        class_names=_split_names(params.get(contract.CONFIG_CLASS_NAMES, "")),
         default_threshold=float(threshold) if threshold else None,
         inputs=[(t.name, t.datatype, [int(d) for d in t.shape]) for t in md.inputs],
         outputs=[(t.name, t.datatype, [int(d) for d in t.shape]) for t in md.outputs],
@@ -204,11 +217,12 @@ def predict_plan(cache: dict, max_message_bytes: int, model: str, X, *, threshol
     info = cache.get((model, wanted))
     if info is None:
         info = cache[(model, wanted)] = yield ("info", model, wanted)
-    chunks = split_rows(x, rows_per_request(x.shape[1], info.num_classes, max_message_bytes))
+    chunks = split_rows(x, rows_per_request(info, max_message_bytes))
     parts, served = [], wanted
     for chunk in chunks:
         # Later chunks ask for the version that answered the first: a hot swap can't mix versions.
-        resp = yield ("infer", infer_request(model, chunk, version=served, threshold=threshold, outputs=outputs))
+        resp = yield ("infer", infer_request(model, chunk, input_name=info.input_name, version=served, threshold=threshold,
+                                             outputs=outputs))
         served = served or resp.model_version
         parts.append(decode_outputs(resp))
     if info.version != served:

@@ -5,19 +5,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sys
 from pathlib import Path
 
 import click
 import numpy as np
 
+from zoo.cli.common import fail
+
 SUFFIXES = (".csv", ".npy", ".npz")
-
-
-def _fail(message: str) -> None:
-    """Print a one-line error and exit 1."""
-    click.secho(f"error: {message}", fg="red", err=True)
-    sys.exit(1)
 
 
 def _csv_header(path: Path) -> list[str]:
@@ -135,7 +130,7 @@ def predict(model, input_path, url, threshold, model_version, output, tls, timeo
     from zoo.data.dataset import DataError
 
     if output is not None and output.suffix.lower() not in (".csv", ".json"):
-        _fail(f"{output}: unsupported output type {output.suffix!r}; expected .csv or .json")
+        fail(f"{output}: unsupported output type {output.suffix!r}; expected .csv or .json")
     try:
         with ZooClient(url, tls=tls, timeout=timeout) as client:
             info = client.metadata(model, model_version)
@@ -143,9 +138,9 @@ def predict(model, input_path, url, threshold, model_version, output, tls, timeo
             pred = client.predict(model, X, threshold=threshold, version=model_version)
     except ClientError as e:
         where = f"server {url}" if e.code.name in ("UNAVAILABLE", "DEADLINE_EXCEEDED") else f"model {model!r}"
-        _fail(f"{where}: {e.code.name}: {e.details}")
+        fail(f"{where}: {e.code.name}: {e.details}")
     except (DataError, ValueError, OSError) as e:
-        _fail(str(e))
+        fail(str(e))
     if output is None:
         click.echo(table(pred))
     elif output.suffix.lower() == ".csv":

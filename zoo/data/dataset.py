@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -25,6 +25,9 @@ class Dataset:
     class_names: list[str]
     task: str  # multiclass | binary | multilabel
     source: str = ""
+    # How to load these exact rows again: {"recipe": NAME} or {"file": PATH, "target": COLUMNS, "seed": S,
+    # "test_fraction": F}; recorded with the run and the export so `zoo evaluate` can rebuild the test split.
+    origin: dict = field(default_factory=dict)
 
     @property
     def num_features(self) -> int:

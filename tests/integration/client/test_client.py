@@ -188,7 +188,7 @@ def test_chunks_of_one_prediction_come_from_one_version(exported_repo, tmp_path)
     """While a new version is published mid-way, every chunk still asks for the version that answered the first."""
     repo = tmp_path / "models"
     shutil.copytree(exported_repo, repo)
-    srv = ThreadServer(settings_for(repo, max_message_bytes=8192, poll_interval_s=0.05)).start()
+    srv = ThreadServer(settings_for(repo, max_message_bytes=8192, model_control_mode="poll", poll_interval=0.05)).start()
     try:
         x = rows_for(repo, "iris", 3000, seed=9)
         stop = threading.Event()

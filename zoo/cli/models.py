@@ -1,0 +1,125 @@
+"""Looking at models: `zoo list`, `zoo info` and `zoo evaluate` (torch-free: onnxruntime scores the exported model)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from zoo.cli.common import DEFAULT_REPOSITORY, DEFAULT_RUNS, card_of, fail
+
+
+@click.command("list")
+@click.option("--repository", default=DEFAULT_REPOSITORY, show_default=True, help="Model repository folder.")
+@click.option("--runs", "runs_dir", default=DEFAULT_RUNS, show_default=True, help="Training runs folder.")
+def list_cmd(repository: str, runs_dir: str) -> None:
+    """List the recipes, the training runs and the repository's models and versions."""
+    from zoo.core import repository as repo
+    from zoo.data.recipes import RECIPES
+
+    click.echo("recipes:")
+    for r in RECIPES.values():
+        click.echo(f"  {r.name:<14} {r.summary}")
+    try:
+        from zoo.training.checkpoint import list_runs
+    except ImportError:  # a serve-only install: no torch, no runs to read
+        runs = {}
+    else:
+        runs = list_runs(runs_dir)
+    click.echo(f"runs ({runs_dir}):" + ("" if runs else " none"))
+    for name, ids in runs.items():
+        click.echo(f"  {name:<14} {len(ids)} run(s), latest {ids[-1]}")
+    names = repo.model_names(repository)
+    click.echo(f"models ({repository}):" + ("" if names else " none"))
+    for name in names:
+        click.echo(f"  {name:<14} versions {', '.join(map(str, repo.versions(repository, name)))}")
+
+
+@click.command()
+@click.argument("name")
+@click.option("--version", type=click.IntRange(1), help="Model version (default: latest).")
+@click.option("--repository", default=DEFAULT_REPOSITORY, show_default=True)
+@click.option("--data", "data_file", type=click.Path(dir_okay=False), help="Labelled file to score (default: the test split the model was trained with).")
+@click.option("--target", help="Label column of --data.")
+@click.option("--plot", type=click.Path(dir_okay=False), help="Write the confusion matrix as a PNG here.")
+def evaluate(name, version, repository, data_file, target, plot) -> None:
+    """Score an exported model with onnxruntime: accuracy and confusion matrix.
+
+    Without --data, the test split is rebuilt from what training recorded (the recipe, or your file, its target
+    column and split), so it never includes a training row.
+    """
+    import numpy as np
+
+    from zoo.data import DataError
+    from zoo.evaluate import align_features, encode_labels, evaluate as run_eval, training_overlap
+
+    card = card_of(repository, name, version)
+    try:
+        if data_file:
+            from zoo.data.files import read_rows
+
+            if not target:
+                fail("--data needs --target COLUMN")
+            X, names, raw = read_rows(data_file, target)
+            X, y = align_features(X, names, card, data_file), encode_labels(raw, card, data_file)
+            source = data_file
+            overlap, why = training_overlap(card, X)
+            if overlap:
+                click.secho(f"warning: {overlap} of the {len(X)} rows of {data_file} were training rows of {name}: "
+                            "the accuracy below is optimistic", fg="yellow", err=True)
+            elif why:
+                click.secho(f"note: cannot check {data_file} against the training rows: {why}", fg="yellow", err=True)
+        else:
+            from zoo.data import origin
+
+            data = origin.load(card.extra.get("dataset_origin") or {"recipe": card.extra.get("dataset") or name}, name=name)
+            X, y = data.X_test, data.y_test
+            source = f"{card.extra.get('dataset') or name} test split"
+            if data.fingerprint() != card.extra.get("dataset_fingerprint"):
+                click.secho(f"warning: the data differs from what {name} was trained on", fg="yellow", err=True)
+        ev = run_eval(repository, name, card.version, np.asarray(X, dtype=np.float32), y, card)
+    except (DataError, KeyError, ValueError) as e:
+        fail(str(e.args[0]) if isinstance(e, KeyError) else str(e))
+    from zoo.plots import confusion_matrix_png, format_confusion_matrix
+
+    click.echo(f"{name} v{card.version} on {source}: accuracy {ev.accuracy:.4f} ({ev.rows} rows)")
+    if ev.confusion is not None:
+        click.echo(format_confusion_matrix(ev.confusion, card.class_names))
+        if plot:
+            from zoo.core.atomic import write_bytes
+
+            write_bytes(plot, confusion_matrix_png(ev.confusion, card.class_names, f"{name} v{card.version}: {source}"))
+            click.echo(f"confusion matrix -> {plot}")
+
+
+@click.command()
+@click.argument("name")
+@click.option("--version", type=click.IntRange(1), help="Model version (default: latest).")
+@click.option("--repository", default=DEFAULT_REPOSITORY, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the whole metadata as JSON.")
+def info(name, version, repository, as_json) -> None:
+    """Print an exported model's metadata."""
+    card = card_of(repository, name, version)
+    d = card.extra
+    if as_json:
+        click.echo(json.dumps({k: v for k, v in d.items() if k != "selfcheck"}, indent=2))
+        return
+    m = d.get("metrics", {})
+    arch = d.get("architecture", {})
+    p = d.get("parity", {})
+    rows = [
+        ("model", f"{card.name} v{card.version} ({card.task})"),
+        ("input", f"FP32 [-1, {card.num_features}]: {', '.join(card.feature_names[:8])}{', ...' if card.num_features > 8 else ''}"),
+        ("classes", ", ".join(card.class_names)),
+        ("threshold", str(card.default_threshold)),
+        ("architecture", f"hidden {arch.get('hidden')}, {arch.get('activation')}, {arch.get('parameters'):,} parameters" if arch else "?"),
+        ("test accuracy", f"{m.get('test_accuracy', float('nan')):.4f}"),
+        ("dataset", f"{d.get('dataset')} (fingerprint {str(d.get('dataset_fingerprint'))[:12]})"),
+        ("seed", str(d.get("seed"))),
+        ("parity", f"max diff {p.get('max_abs_diff_probabilities', float('nan')):.1e} on {p.get('rows')} rows, passed={p.get('passed')}"),
+        ("versions", f"torch {d.get('torch_version')}, onnx {d.get('onnx_version')}, opset {d.get('opset')}"),
+        ("source commit", str(d.get("source_commit"))),
+        ("sha256", card.model_sha256),
+    ]
+    for k, v in rows:
+        click.echo(f"{k + ':':<15} {v}")
