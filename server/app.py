@@ -83,7 +83,9 @@ class ZooServer:
         self.plane = DataPlane(self.registry, self.metrics, settings)
         self.metrics.watch_queues(self.registry.queued)
         self.port: int | None = None
+        self.http_port: int | None = None
         self.metrics_port: int | None = None
+        self._http = None  # zoo.server.http_api.HttpServer when --http-port >= 0
         self._server: grpc.aio.Server | None = None
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -115,6 +117,14 @@ class ZooServer:
         self._stop = asyncio.Event()
         self._server = self._grpc_server()
         self.port = bind(self._server, s.host, s.port, _credentials(s))
+        if s.http_port >= 0:
+            from zoo.server.http_api import HttpServer
+
+            try:
+                self._http = await HttpServer.bind(self.plane, s)
+            except OSError as e:
+                raise PortInUse(f"cannot listen on {s.host}:{s.http_port} (--http-port {s.http_port}): {e.strerror}") from None
+            self.http_port = self._http.port
         if s.metrics_port >= 0:
             try:
                 self.metrics_port = self.metrics.serve_http(s.host, s.metrics_port)
@@ -126,12 +136,14 @@ class ZooServer:
                         "--repository %s`, with zoo[train] installed), copy an exported model folder into it, or run "
                         "`zoo bootstrap` to fill it with the default zoo", s.repository, s.repository)
         await self._server.start()
+        if self._http is not None:
+            await self._http.start()
         if s.model_control_mode == "poll":
             self._poller = self._loop.create_task(self.registry.poll_forever(s.poll_interval))
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         self.plane.started = True
-        log.info("zoo-server listening on %s:%d (metrics port %s, model control %s)", s.host, self.port, self.metrics_port,
-                 s.model_control_mode)
+        log.info("zoo-server listening on %s:%d (metrics port %s, HTTP port %s, model control %s)", s.host, self.port,
+                 self.metrics_port, self.http_port, s.model_control_mode)
         return self.port
 
     def stop(self) -> None:
@@ -163,6 +175,8 @@ class ZooServer:
         # Together: gRPC stops taking new calls and waits for those in flight, while the batchers run what is
         # queued at once (a queue delay no longer applies) so that those calls can finish.
         stopping = [self._server.stop(grace)] if self._server is not None else []
+        if self._http is not None:
+            stopping.append(self._http.close(grace))
         await asyncio.gather(*stopping, self.registry.close())
 
 

@@ -29,6 +29,7 @@ class ServerSettings(BaseSettings):
     repository: str = Field("./models", description="model repository root")
     host: str = Field("0.0.0.0", description="address to bind")
     port: int = Field(8001, ge=0, le=65535, description="gRPC port (0: any free port)")
+    http_port: int = Field(8000, ge=-1, le=65535, description="HTTP/REST port of the v2 protocol and the model pages (0: any free port, -1: off)")
     metrics_port: int = Field(8002, ge=-1, le=65535, description="Prometheus /metrics port (0: any free port, -1: off)")
     model_control_mode: ModelControl = Field(
         "none",

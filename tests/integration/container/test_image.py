@@ -148,7 +148,7 @@ def test_image_holds_no_torch_onnx_pip_or_compiler(container):
     assert run_in(container, "sh", "-c", "command -v gcc cc pip pip3", check=False).stdout.strip() == ""
     assert run_in(container, "id", "-u").stdout.strip() == "10001"
     assert ORT in run_in(container, "python", "-c", "import importlib.metadata as m; print(*[d.metadata['Name'] for d in m.distributions()])").stdout
-    assert "usage: zoo-server" in run_in(container, "zoo-server", "--help").stdout
+    assert "Usage: zoo-server" in run_in(container, "zoo-server", "--help").stdout
 
 
 def test_image_has_uvloop_whose_requirement_carries_a_marker(container):

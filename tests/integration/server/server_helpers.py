@@ -124,7 +124,7 @@ def metric(text: str, name: str, **labels) -> float | None:
 def settings_for(repo: Path, **overrides):
     from zoo.server.settings import ServerSettings
 
-    values = dict(repository=str(repo), host="127.0.0.1", port=0, metrics_port=0, grace=5.0)
+    values = dict(repository=str(repo), host="127.0.0.1", port=0, http_port=-1, metrics_port=0, grace=5.0)
     values.update(overrides)
     return ServerSettings(**values)
 
@@ -164,7 +164,7 @@ def reference(repo: Path, model: str, version: int, x: np.ndarray) -> dict[str, 
 def start_subprocess_server(repo: Path, *extra: str, env: dict | None = None, metrics: bool = False):
     """`python -m zoo.server` on port 0; returns (process, port, stderr lines so far[, metrics port]) once it listens."""
     cmd = [sys.executable, "-m", "zoo.server", "--repository", str(repo), "--host", "127.0.0.1", "--port", "0",
-           "--metrics-port", "0" if metrics else "-1", *extra]
+           "--metrics-port", "0" if metrics else "-1", "--http-port", "-1", *extra]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
     port, metrics_port, lines = wait_until_listening(proc)
     return (proc, port, lines, metrics_port) if metrics else (proc, port, lines)
