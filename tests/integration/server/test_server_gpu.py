@@ -32,7 +32,7 @@ CUDA = _cuda_really_works()
 @pytest.mark.skipif(CUDA, reason="CUDA works here: the refusal path can't be exercised")
 def test_require_gpu_without_cuda_exits_nonzero_naming_the_provider(model_repo):
     out = subprocess.run(
-        [sys.executable, "-m", "zoo.server", "--repository", str(model_repo), "--port", "0", "--metrics-port", "-1", "--require-gpu"],
+        [sys.executable, "-m", "zoo.server", "--repository", str(model_repo), "--port", "0", "--metrics-port", "-1", "--http-port", "-1", "--require-gpu"],
         capture_output=True, text=True, timeout=60,
     )
     assert out.returncode == 3
