@@ -15,7 +15,8 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q --disable-pip-version-check -e ".[dev]"
 	touch $@
 
-serve: setup  ## train + export the default zoo when ./models is empty, then serve it on :8001 (metrics :8002)
+serve: setup  ## fill ./models with the default zoo if it lacks it, then serve it (gRPC :8001, HTTP :8000, metrics :8002)
+	$(BIN)/zoo bootstrap
 	$(BIN)/zoo serve
 
 test: setup

@@ -20,7 +20,7 @@ from zoo.server.grpc_api.service import SERVICE, handler
 from zoo.server.grpc_api.servicer import InferenceServicer
 from zoo.server.metrics import Metrics
 from zoo.server.registry import Registry
-from zoo.server.runtime import GpuRequired
+from zoo.server.runtime import GpuRequired, provider_notice
 from zoo.server.settings import ServerSettings, SettingsError
 
 log = logging.getLogger("zoo.server")
@@ -131,6 +131,7 @@ class ZooServer:
             except OSError as e:
                 raise PortInUse(f"cannot listen on {s.host}:{s.metrics_port} (--metrics-port {s.metrics_port}): {e.strerror}") from None
         await self.registry.start()
+        log.info("%s", provider_notice())
         if not self.registry.names():
             log.warning("the repository %s holds no models yet: export one into it (`zoo train iris && zoo export iris "
                         "--repository %s`, with zoo[train] installed), copy an exported model folder into it, or run "

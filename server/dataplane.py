@@ -13,7 +13,7 @@ from zoo import __version__
 from zoo.core import contract, model_config
 from zoo.core.contract import ModelCard
 from zoo.proto import model_config_pb2 as mc
-from zoo.server.errors import ModelNotReady, kind
+from zoo.server.errors import ModelNotFound, ModelNotReady, kind
 from zoo.server.inference import InferenceCall, InferenceResult, finish
 from zoo.server.metrics import Metrics, VersionStats
 from zoo.server.registry import LoadedVersion, Registry
@@ -39,10 +39,10 @@ class DataPlane:
         """Ready once start-up loading is over and until draining starts (a broken model shows in ModelReady)."""
         return self.started and not self.shutting_down
 
-    def model_ready(self, name: str, version: str = "") -> bool:
+    async def model_ready(self, name: str, version: str = "") -> bool:
         """Whether the model (version) can serve; ModelNotFound for an unknown one."""
         try:
-            self.registry.get(name, version)
+            await self.lookup(name, version)
         except ModelNotReady:
             return False
         return not self.shutting_down
@@ -54,9 +54,14 @@ class DataPlane:
         """(name, version, extensions) of the server."""
         return SERVER_NAME, __version__, EXTENSIONS
 
-    def lookup(self, name: str, version: str = "") -> LoadedVersion:
-        """The version serving (name, version); ModelNotFound or ModelNotReady otherwise."""
-        return self.registry.get(name, version)
+    async def lookup(self, name: str, version: str = "") -> LoadedVersion:
+        """The version serving (name, version); ModelNotFound (saying how to load a model that is on disk) or ModelNotReady."""
+        try:
+            return self.registry.get(name, version)
+        except ModelNotFound as e:
+            if name in self.registry.names():
+                raise  # a known model without that version
+            raise await self.registry.explain_not_found(name) from e
 
     def versions(self, name: str) -> list[str]:
         """The loaded versions of a model, ascending."""
@@ -95,6 +100,8 @@ class DataPlane:
             # Only names the server knows are recorded: clients could otherwise grow the label set without bound.
             if lv is not None or isinstance(e, ModelNotReady):
                 self.metrics.request_done(name, lv.version if lv else None, rows, time.perf_counter() - started, kind(e))
+            if isinstance(e, ModelNotFound) and lv is None and name not in self.registry.names():
+                raise await self.registry.explain_not_found(name) from None
             raise
         self.metrics.request_done(name, lv.version, rows, time.perf_counter() - started, None)
         return result

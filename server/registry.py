@@ -94,6 +94,7 @@ class Registry:
         self._on_change = on_change
         self._models: dict[str, ModelEntry] = {}
         self._on_disk: set[str] = set()  # model folders seen at the last scan (for messages; no disk access per request)
+        self._scanned_at = float("-inf")
         self._locks: dict[str, asyncio.Lock] = {}
         self._draining: set[asyncio.Task] = set()
 
@@ -115,6 +116,17 @@ class Registry:
         if not repository.is_valid_name(name):
             self.files.model_dir(name)  # raises InvalidInput saying what a name may be
         raise ModelNotFound(self._not_found(name))
+
+    async def explain_not_found(self, name: str) -> ModelNotFound:
+        """The NOT_FOUND error for `name` after a fresh look at the disk (at most one scan a second, off the loop)."""
+        now = time.monotonic()
+        if now - self._scanned_at >= 1.0:
+            self._scanned_at = now
+            try:
+                await self._scan()
+            except Exception as e:  # the message falls back to what was known
+                log.warning("listing the repository failed: %s", e)
+        return ModelNotFound(self._not_found(name))
 
     def _not_found(self, name: str) -> str:
         mode = self.settings.model_control_mode

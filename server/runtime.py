@@ -15,6 +15,21 @@ SELFCHECK_TOLERANCE = 1e-5
 _cuda_usable: bool | None = None  # whether CUDA came up in this process: None until the first session tells
 
 
+def provider_notice() -> str:
+    """One line saying which execution provider this process uses, and why."""
+    import onnxruntime as ort
+
+    from zoo.core.onnx_session import CUDA, cuda_driver_present
+
+    if CUDA not in ort.get_available_providers():
+        return f"execution provider: {CPU} (this onnxruntime has no CUDA provider)"
+    if not cuda_driver_present():
+        return f"execution provider: {CPU} (no NVIDIA driver on this machine: CUDA not tried)"
+    if _cuda_usable is False:
+        return f"execution provider: {CPU} (the CUDA provider did not load; --require-gpu makes this fatal)"
+    return f"execution provider: {CUDA}"
+
+
 class GpuRequired(RuntimeError):
     """require_gpu is set but CUDA is not what really runs the model."""
 

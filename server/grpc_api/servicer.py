@@ -37,7 +37,7 @@ class InferenceServicer:
         return pb.ServerReadyResponse(ready=self.plane.ready())
 
     async def ModelReady(self, request, context):
-        return pb.ModelReadyResponse(ready=self.plane.model_ready(request.name, request.version))
+        return pb.ModelReadyResponse(ready=await self.plane.model_ready(request.name, request.version))
 
     # metadata
 
@@ -46,7 +46,7 @@ class InferenceServicer:
         return pb.ServerMetadataResponse(name=name, version=version, extensions=extensions)
 
     async def ModelMetadata(self, request, context):
-        lv = self.plane.lookup(request.name, request.version)
+        lv = await self.plane.lookup(request.name, request.version)
         resp = pb.ModelMetadataResponse(name=request.name, versions=self.plane.versions(request.name), platform=contract.PLATFORM)
         for spec in (lv.card.input,):
             resp.inputs.add(name=spec.name, datatype=spec.datatype, shape=spec.shape)
@@ -55,7 +55,7 @@ class InferenceServicer:
         return resp
 
     async def ModelConfig(self, request, context):
-        return pb.ModelConfigResponse(config=self.plane.model_config(self.plane.lookup(request.name, request.version)))
+        return pb.ModelConfigResponse(config=self.plane.model_config(await self.plane.lookup(request.name, request.version)))
 
     async def ModelStatistics(self, request, context):
         resp = pb.ModelStatisticsResponse()

@@ -48,6 +48,15 @@ class LazyGroup(click.Group):
             return _missing(name, extra, e)
         return command
 
+    def invoke(self, ctx: click.Context):
+        """Run the command; a dependency its extra should have installed becomes a one-line error, not a traceback."""
+        try:
+            return super().invoke(ctx)
+        except ImportError as e:
+            name = ctx.invoked_subcommand or ""
+            extra = COMMANDS.get(name, ("", "", "train"))[2]
+            raise click.ClickException(f"`zoo {name}` needs the {extra} extra: pip install 'zoo[{extra}]' ({e})") from None
+
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="zoo")

@@ -46,13 +46,23 @@ def test_train_own_csv_and_evaluate_it(tmp_path):
     y = np.where(X[:, 0] + X[:, 1] > 0, "up", "down")
     lines = ["label,b,a,c"] + [f"{lab},{r[1]},{r[0]},{r[2]}" for lab, r in zip(y, X)]
     (tmp_path / "moves.csv").write_text("\n".join(lines) + "\n")
-    zoo("train", "--data", "moves.csv", "--target", "label", "--epochs", "20", "-q", cwd=tmp_path)
+    zoo("train", "--data", "moves.csv", "--target", "label", "--epochs", "60", "-q", cwd=tmp_path)
     zoo("export", "moves", cwd=tmp_path)
     meta = json.loads((tmp_path / "models" / "moves" / "1" / "metadata.json").read_text())
     assert meta["class_names"] == ["down", "up"] and meta["feature_names"] == ["b", "a", "c"] and meta["task"] == "binary"
-    ev = zoo("evaluate", "moves", "--data", "moves.csv", "--target", "label", cwd=tmp_path).stdout
-    acc = float(ev.split("accuracy ")[1].split()[0])
-    assert acc > 0.9
+    # Without --data: the test split is rebuilt from what training recorded (the file, its target, the split).
+    ev = zoo("evaluate", "moves", cwd=tmp_path)
+    assert "moves test split" in ev.stdout and "60 rows" in ev.stdout and "warning" not in ev.stderr
+    assert float(ev.stdout.split("accuracy ")[1].split()[0]) > 0.9
+    # With --data holding the training rows: scored, but with a warning that the figure is optimistic.
+    ev = zoo("evaluate", "moves", "--data", "moves.csv", "--target", "label", cwd=tmp_path)
+    assert float(ev.stdout.split("accuracy ")[1].split()[0]) > 0.9
+    assert "warning: 240 of the 300 rows of moves.csv were training rows of moves" in ev.stderr
+    fresh = np.random.default_rng(1).normal(size=(50, 3))  # rows the model never saw: no warning
+    labels = np.where(fresh[:, 0] + fresh[:, 1] > 0, "up", "down")
+    (tmp_path / "fresh.csv").write_text("\n".join(["a,b,c,label"] + [f"{r[0]},{r[1]},{r[2]},{lab}" for lab, r in zip(labels, fresh)]) + "\n")
+    ev = zoo("evaluate", "moves", "--data", "fresh.csv", "--target", "label", cwd=tmp_path)
+    assert "50 rows" in ev.stdout and "training rows" not in ev.stderr
 
 
 @pytest.mark.parametrize("content, message", [
@@ -73,3 +83,28 @@ def test_export_without_a_run_and_unknown_recipe(tmp_path):
     assert p.returncode == 1 and "known recipes" in p.stderr
     p = zoo("info", "nothing", cwd=tmp_path, check=False)
     assert p.returncode == 1 and "no model 'nothing'" in p.stderr
+
+
+def test_bootstrap_fills_an_empty_repository_once(tmp_path):
+    out = zoo("bootstrap", cwd=tmp_path).stdout
+    for name in ("iris", "wine", "breast-cancer", "digits"):
+        assert f"exported {name} v1" in out
+        assert (tmp_path / "models" / name / "1" / "model.onnx").is_file()
+    assert "already holds the default zoo" in zoo("bootstrap", cwd=tmp_path).stdout
+
+
+def test_a_command_whose_extra_is_missing_says_which_to_install(tmp_path):
+    # A serve-only install has no torch: `zoo train` must say so instead of failing with a traceback.
+    import sys
+
+    code = ("import sys\n"
+            "class NoTorch:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name == 'torch' or name.startswith('torch.'):\n"
+            "            raise ImportError(\"No module named 'torch'\")\n"
+            "sys.meta_path.insert(0, NoTorch())\n"
+            "from zoo.cli import main\n"
+            "main()\n")
+    p = subprocess.run([sys.executable, "-c", code, "train", "iris"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert p.returncode != 0 and "Traceback" not in p.stderr, p.stderr
+    assert "torch" in p.stderr
