@@ -199,11 +199,18 @@ def channel_options(max_message_bytes: int) -> list[tuple[str, int]]:
     return [("grpc.max_send_message_length", max_message_bytes), ("grpc.max_receive_message_length", max_message_bytes)]
 
 
-def credentials(tls: bool, root_certificates: bytes | None):
-    """Channel credentials for TLS (root_certificates implies it), or None for a plaintext channel."""
-    if not tls and root_certificates is None:
+def credentials(tls: bool, root_certificates: bytes | None, certificate_chain: bytes | None = None,
+                private_key: bytes | None = None):
+    """Channel credentials for TLS (any certificate implies it; a chain and key for mTLS), or None for plaintext."""
+    if not tls and root_certificates is None and certificate_chain is None:
         return None
-    return grpc.ssl_channel_credentials(root_certificates=root_certificates)
+    return grpc.ssl_channel_credentials(root_certificates=root_certificates, private_key=private_key,
+                                        certificate_chain=certificate_chain)
+
+
+def call_metadata(token: str | None) -> tuple[tuple[str, str], ...] | None:
+    """The metadata every call carries: the bearer token, when there is one."""
+    return (("authorization", f"Bearer {token}"),) if token else None
 
 
 def predict_plan(cache: dict, max_message_bytes: int, model: str, X, *, threshold=None, version=None, outputs=None):

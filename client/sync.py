@@ -14,17 +14,19 @@ class ZooClient:
     """Blocking client of a zoo (KServe v2 gRPC) server; every failed call raises ClientError."""
 
     def __init__(self, url: str, *, tls: bool = False, root_certificates: bytes | None = None, timeout: float | None = None,
-                 max_message_bytes: int = codec.DEFAULT_MAX_MESSAGE_BYTES):
+                 max_message_bytes: int = codec.DEFAULT_MAX_MESSAGE_BYTES, token: str | None = None,
+                 certificate_chain: bytes | None = None, private_key: bytes | None = None):
         self.url, self.timeout, self.max_message_bytes = url, timeout, max_message_bytes
+        self._metadata = codec.call_metadata(token)
         options = codec.channel_options(max_message_bytes)
-        creds = codec.credentials(tls, root_certificates)
+        creds = codec.credentials(tls, root_certificates, certificate_chain, private_key)
         self._channel = grpc.secure_channel(url, creds, options) if creds else grpc.insecure_channel(url, options)
         self._stub = pb_grpc.GRPCInferenceServiceStub(self._channel)
         self._info: dict[tuple[str, str], ModelInfo] = {}
 
     def _call(self, method: str, request):
         try:
-            return getattr(self._stub, method)(request, timeout=self.timeout)
+            return getattr(self._stub, method)(request, timeout=self.timeout, metadata=self._metadata)
         except grpc.RpcError as e:
             raise codec.client_error(e) from None
 

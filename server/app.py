@@ -27,6 +27,10 @@ log = logging.getLogger("zoo.server")
 SHUTDOWN_MARGIN_S = 5.0  # beyond the grace period, for closing batchers and ports
 
 
+# Builds the registry from the server's metrics and its model-change callback (tests inject file-system faults).
+RegistryFactory = Callable[[Metrics, Callable[[str, bool], None]], Registry]
+
+
 class PortInUse(OSError):
     """A port the server must listen on is taken; the message names the flag that sets it."""
 
@@ -75,11 +79,12 @@ def bind(server: grpc.aio.Server, host: str, port: int, creds: grpc.ServerCreden
 class ZooServer:
     """One server instance: start(), then wait() until stop() is requested, then shutdown()."""
 
-    def __init__(self, settings: ServerSettings, *, registry: Registry | None = None):
+    def __init__(self, settings: ServerSettings, *, registry_factory: RegistryFactory | None = None):
         self.settings = settings
         self.metrics = Metrics()
         self.health = health.aio.HealthServicer()
-        self.registry = registry or Registry(settings, self.metrics, on_change=self._model_changed)
+        make = registry_factory or (lambda metrics, on_change: Registry(settings, metrics, on_change=on_change))
+        self.registry = make(self.metrics, self._model_changed)
         self.plane = DataPlane(self.registry, self.metrics, settings)
         self.metrics.watch_queues(self.registry.queued)
         self.port: int | None = None
@@ -149,7 +154,7 @@ class ZooServer:
 
     def stop(self) -> None:
         """Ask the server to shut down; safe from any thread and from signal handlers."""
-        if self._loop is not None and self._stop is not None:
+        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._stop.set)
 
     async def wait(self) -> None:
@@ -182,9 +187,9 @@ class ZooServer:
 
 
 async def serve(settings: ServerSettings, *, on_started: Callable[[ZooServer], None] | None = None,
-                registry: Registry | None = None) -> None:
+                registry_factory: RegistryFactory | None = None) -> None:
     """Run a server until stop() or SIGTERM/SIGINT (signals only when called from the main thread)."""
-    server = ZooServer(settings, registry=registry)
+    server = ZooServer(settings, registry_factory=registry_factory)
     try:
         await server.start()
         if threading.current_thread() is threading.main_thread():

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+# What clients get for an error that is not a ServerError: the traceback goes to the log only.
+INTERNAL_MESSAGE = "internal server error; the server log has the details"
+
 
 class ServerError(Exception):
     """Base of the errors whose message is safe to send to the client."""

@@ -93,6 +93,9 @@ def decode_rows(inputs: Sequence[InputTensor], card: ModelCard) -> np.ndarray:
         if len(values) != n * f:
             raise InvalidInput(f"{want}; shape {_shape(shape)} needs {n * f} values, got {len(values)}")
         try:
+            # An array of strings, booleans or objects (JSON data) would convert without complaint: refuse it here.
+            if getattr(values, "dtype", FP32).kind not in "iuf":
+                raise TypeError
             x = np.asarray(values, dtype=np.float32).reshape(n, f)
         except (TypeError, ValueError):
             raise InvalidInput(f"{want}; got values that are not numbers") from None

@@ -40,12 +40,17 @@ class RepositoryFiles:
         self.max_model_bytes = max_model_bytes
         self.allow_external_symlinks = allow_external_symlinks
 
-    def model_dir(self, name: str) -> Path:
-        """The folder of model `name`; InvalidInput for a bad name, ValueError when it leaves the repository."""
+    @staticmethod
+    def check_name(name: str) -> str:
+        """`name` if it is a model name (no file-system access); InvalidInput saying what a name may be otherwise."""
         if not repository.is_valid_name(name):
             raise InvalidInput(f"invalid model name {shown(name)}: a model name is letters, digits, '.', '_' or '-' "
                                f"(at most {repository.MAX_NAME_LENGTH}, not starting with '.', '_' or '-')")
-        path = self.root / name
+        return name
+
+    def model_dir(self, name: str) -> Path:
+        """The folder of model `name`; InvalidInput for a bad name, ValueError when it leaves the repository."""
+        path = self.root / self.check_name(name)
         if not self.allow_external_symlinks:
             real, real_root = os.path.realpath(path), os.path.realpath(self.root)
             if os.path.dirname(real) != real_root:

@@ -113,8 +113,7 @@ class Registry:
         entry = self._models.get(name)
         if entry is not None:
             return entry
-        if not repository.is_valid_name(name):
-            self.files.model_dir(name)  # raises InvalidInput saying what a name may be
+        self.files.check_name(name)
         raise ModelNotFound(self._not_found(name))
 
     async def explain_not_found(self, name: str) -> ModelNotFound:
@@ -220,7 +219,7 @@ class Registry:
     async def load(self, name: str) -> ModelEntry:
         """RepositoryModelLoad: (re)load `name` from disk (explicit mode only)."""
         self._require_explicit("load")
-        self.files.model_dir(name)  # a bad name is refused before anything touches the disk
+        self.files.check_name(name)  # a bad name is refused before anything touches the disk
         entry = await self.sync(name, retry_failed=True)
         if entry.error:
             raise ModelNotReady(f"model {shown(name)} cannot be loaded: {entry.error}")
@@ -356,15 +355,20 @@ class Registry:
         if self._on_change is not None:
             self._on_change(name, ready)
 
-    async def poll_once(self) -> None:
-        """One scan: every model folder is synced at once (a slow one delays no other); vanished models unload."""
+    async def _names_to_poll(self) -> list[str] | None:
+        """Model folders on disk plus the models known (a vanished folder must be seen to be unloaded)."""
         try:
             names = set(await self._scan())
         except Exception as e:
             log.error("polling the repository failed: %s", e)
-            return
-        names |= set(self._models)
-        await asyncio.gather(*(self._poll_model(n) for n in sorted(names)))
+            return None
+        return sorted(names | set(self._models))
+
+    async def poll_once(self) -> None:
+        """One scan, every model synced concurrently; returns when all are done."""
+        names = await self._names_to_poll()
+        if names is not None:
+            await asyncio.gather(*(self._poll_model(n) for n in names))
 
     async def _poll_model(self, name: str) -> None:
         try:
@@ -373,10 +377,19 @@ class Registry:
             log.error("polling model %s failed: %s", name, e)
 
     async def poll_forever(self, interval_s: float) -> None:
-        """Rescan the repository every interval_s seconds."""
-        while True:
-            await asyncio.sleep(interval_s)
-            await self.poll_once()
+        """Rescan every interval_s seconds; a model still syncing from an earlier scan (a slow or hung read) is
+        skipped, so it never delays the others."""
+        syncing: dict[str, asyncio.Task] = {}
+        try:
+            while True:
+                await asyncio.sleep(interval_s)
+                for name in await self._names_to_poll() or []:
+                    task = syncing.get(name)
+                    if task is None or task.done():
+                        syncing[name] = asyncio.get_running_loop().create_task(self._poll_model(name))
+        finally:
+            for task in syncing.values():
+                task.cancel()
 
     async def close(self) -> None:
         """Drain and stop every batcher."""

@@ -122,17 +122,30 @@ def table(pred) -> str:
 @click.option("--version", "model_version", default=None, help="Model version (default: the latest the server serves).")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write .csv or .json instead of printing a table.")
-@click.option("--tls", is_flag=True, help="Connect over TLS (system root certificates).")
+@click.option("--tls", is_flag=True, help="Connect over TLS (system root certificates unless --tls-ca).")
+@click.option("--tls-ca", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="PEM CA certificates to trust (implies --tls).")
+@click.option("--tls-cert", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="PEM client certificate for mTLS (with --tls-key).")
+@click.option("--tls-key", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="PEM private key of --tls-cert.")
+@click.option("--token-file", type=click.Path(dir_okay=False, exists=True, path_type=Path), envvar="ZOO_AUTH_TOKEN_FILE",
+              help="File holding the server's bearer token [env ZOO_AUTH_TOKEN_FILE; or the token itself in ZOO_AUTH_TOKEN].")
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds per server call.")
-def predict(model, input_path, url, threshold, model_version, output, tls, timeout) -> None:
+def predict(model, input_path, url, threshold, model_version, output, tls, tls_ca, tls_cert, tls_key, token_file, timeout) -> None:
     """Send the rows of a file to a running zoo server and print (or save) the predictions."""
+    import os
+
     from zoo.client import ClientError, ZooClient
     from zoo.data.dataset import DataError
 
     if output is not None and output.suffix.lower() not in (".csv", ".json"):
         fail(f"{output}: unsupported output type {output.suffix!r}; expected .csv or .json")
+    if bool(tls_cert) != bool(tls_key):
+        fail("mTLS needs both --tls-cert and --tls-key")
+    token = token_file.read_text(encoding="utf-8").strip() if token_file else os.environ.get("ZOO_AUTH_TOKEN") or None
+    security = dict(tls=tls, root_certificates=tls_ca.read_bytes() if tls_ca else None, token=token,
+                    certificate_chain=tls_cert.read_bytes() if tls_cert else None,
+                    private_key=tls_key.read_bytes() if tls_key else None)
     try:
-        with ZooClient(url, tls=tls, timeout=timeout) as client:
+        with ZooClient(url, timeout=timeout, **security) as client:
             info = client.metadata(model, model_version)
             X = read_input(input_path, info.feature_names)
             pred = client.predict(model, X, threshold=threshold, version=model_version)

@@ -51,10 +51,11 @@ def rows_for(repo: Path, model: str, n: int, seed: int = 0, version: int | None 
 class ThreadServer:
     """A real zoo server on an ephemeral port, running its own event loop in a background thread."""
 
-    def __init__(self, settings):
+    def __init__(self, settings, registry_factory=None):
         from zoo.server.app import serve
 
         self.settings = settings
+        self.registry_factory = registry_factory
         self.server = None
         self.error: BaseException | None = None
         self._started = threading.Event()
@@ -63,7 +64,7 @@ class ThreadServer:
 
     def _run(self) -> None:
         try:
-            asyncio.run(self._serve(self.settings, on_started=self._on_started))
+            asyncio.run(self._serve(self.settings, on_started=self._on_started, registry_factory=self.registry_factory))
         except BaseException as e:  # surfaced by start()
             self.error = e
             self._started.set()

@@ -1,0 +1,160 @@
+"""The v2 REST endpoints: each decodes its request, asks the data plane, and encodes the answer.
+
+Handlers see plain values (path parameters, the body, the one header the protocol defines) and return a Reply,
+so server.py only moves bytes. Domain errors raised here become status codes at server.py's error edge.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Mapping
+
+from zoo.core import contract
+from zoo.core.contract import TensorSpec
+from zoo.server import statistics
+from zoo.server.dataplane import DataPlane
+from zoo.server.errors import InvalidInput
+from zoo.server.http_api import codec
+from zoo.server.http_api.messages import to_json
+
+# The protocol's health answer: 200 means true, a 4xx false (Triton answers 400; so do we).
+NOT_READY = 400
+OPEN_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})  # probes carry no credentials
+MODEL = "/v2/models/{name}"
+VERSION = "/v2/models/{name}/versions/{version}"
+
+
+@dataclass(slots=True)
+class Call:
+    """One request as a handler sees it."""
+
+    params: Mapping[str, str]  # path parameters: name, version
+    body: bytes = b""
+    header_length: str | None = None  # the Inference-Header-Content-Length header
+
+
+@dataclass(slots=True)
+class Reply:
+    """One response: status, body and its content type, extra headers."""
+
+    status: int = 200
+    body: bytes = b""
+    content_type: str | None = codec.JSON_TYPE
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Handler = Callable[[Call], Awaitable[Reply]]
+
+
+def reply(doc: Any, status: int = 200) -> Reply:
+    """A JSON reply."""
+    return Reply(status, json.dumps(doc, separators=(",", ":")).encode())
+
+
+def error(status: int, message: str) -> Reply:
+    """The protocol's error reply: {"error": message}."""
+    return reply({"error": message}, status)
+
+
+class Endpoints:
+    """Every v2 REST endpoint zoo serves, over one data plane."""
+
+    def __init__(self, plane: DataPlane):
+        self.plane = plane
+
+    def routes(self) -> list[tuple[str, str, Handler]]:
+        """(method, path pattern, handler); `{name}`/`{version}` are path parameters, versioned forms included."""
+        table = [
+            ("GET", "/v2/health/live", self.live),
+            ("GET", "/v2/health/ready", self.ready),
+            ("GET", "/v2", self.server_metadata),
+            ("GET", "/v2/models/stats", self.statistics),  # before /v2/models/{name}, as in Triton
+            ("POST", "/v2/repository/index", self.index),
+            ("POST", "/v2/repository/models/{name}/load", self.load),
+            ("POST", "/v2/repository/models/{name}/unload", self.unload),
+        ]
+        for method, suffix, handler in [
+            ("GET", "", self.model_metadata),
+            ("GET", "/ready", self.model_ready),
+            ("GET", "/config", self.model_config),
+            ("GET", "/stats", self.statistics),
+            ("POST", "/infer", self.infer),
+        ]:
+            table += [(method, MODEL + suffix, handler), (method, VERSION + suffix, handler)]
+        return table
+
+    # health
+
+    async def live(self, call: Call) -> Reply:
+        return reply({"live": True})
+
+    async def ready(self, call: Call) -> Reply:
+        ready = self.plane.ready()
+        return reply({"ready": ready}, 200 if ready else NOT_READY)
+
+    async def model_ready(self, call: Call) -> Reply:
+        name = call.params["name"]
+        ready = await self.plane.model_ready(name, call.params.get("version", ""))
+        return reply({"name": name, "ready": ready}, 200 if ready else NOT_READY)
+
+    # metadata
+
+    async def server_metadata(self, call: Call) -> Reply:
+        name, version, extensions = self.plane.server_metadata()
+        return reply({"name": name, "version": version, "extensions": list(extensions)})
+
+    async def model_metadata(self, call: Call) -> Reply:
+        name = call.params["name"]
+        lv = await self.plane.lookup(name, call.params.get("version", ""))
+        return reply({"name": name, "versions": self.plane.versions(name), "platform": contract.PLATFORM,
+                      "inputs": [_tensor(lv.card.input)], "outputs": [_tensor(s) for s in lv.card.outputs]})
+
+    async def model_config(self, call: Call) -> Reply:
+        lv = await self.plane.lookup(call.params["name"], call.params.get("version", ""))
+        return reply(to_json(self.plane.model_config(lv)))
+
+    async def statistics(self, call: Call) -> Reply:
+        rows = self.plane.statistics(call.params.get("name", ""), call.params.get("version", ""))
+        return reply(to_json(statistics.message(rows)))
+
+    # repository
+
+    async def index(self, call: Call) -> Reply:
+        ready = codec.flag(_options(call.body, '{"ready": true|false}').get("ready", False), "ready")
+        rows = await self.plane.index(ready)
+        return reply([{"name": n, "version": v, "state": s, "reason": r} for n, v, s, r in rows])
+
+    async def load(self, call: Call) -> Reply:
+        _options(call.body, '{"parameters": {...}}')  # parameters (config overrides) are not supported; still checked
+        await self.plane.load(call.params["name"])
+        return Reply(content_type=None)
+
+    async def unload(self, call: Call) -> Reply:
+        _options(call.body, '{"parameters": {...}}')
+        await self.plane.unload(call.params["name"])
+        return Reply(content_type=None)
+
+    # inference
+
+    async def infer(self, call: Call) -> Reply:
+        request = codec.decode(call.body, call.header_length)
+        result = await self.plane.infer(call.params["name"], call.params.get("version", ""), request.call)
+        body, json_length = codec.encode(result, request)
+        if json_length is None:
+            return Reply(body=body)
+        return Reply(body=body, content_type=codec.BINARY_TYPE, headers={codec.HEADER_LENGTH: str(json_length)})
+
+
+def _tensor(spec: TensorSpec) -> dict[str, Any]:
+    return {"name": spec.name, "datatype": spec.datatype, "shape": list(spec.shape)}
+
+
+def _options(body: bytes, expected: str) -> dict[str, Any]:
+    """The optional JSON object of a repository request (an empty body: none)."""
+    if not body.strip():
+        return {}
+    doc = codec.parse_json(body, f"a JSON object {expected}, or no body")
+    if not isinstance(doc, dict):
+        raise InvalidInput(f"expected a JSON object {expected}, or no body; got a JSON {type(doc).__name__}")
+    return doc
