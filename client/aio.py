@@ -5,7 +5,10 @@ from __future__ import annotations
 import grpc
 
 from zoo.client import codec
+from typing import AsyncIterator
+
 from zoo.client.codec import ModelInfo, Prediction
+from zoo.client.streaming import StreamAssembler
 from zoo.proto import grpc_service_pb2 as pb
 from zoo.proto import grpc_service_pb2_grpc as pb_grpc
 
@@ -61,6 +64,33 @@ class AsyncZooClient:
             except StopIteration as done:
                 return done.value
             reply = await (self.metadata(op[1], op[2]) if op[0] == "info" else self._call("ModelInfer", op[1]))
+
+    async def predict_stream(self, model: str, batches, threshold: float | None = None, version: str | int | None = None,
+                             outputs: list[str] | None = None) -> AsyncIterator[Prediction]:
+        """Predict every batch of `batches` (an iterable or async iterable of rows) over one stream, in order."""
+        info = await self.metadata(model, version)
+        stream = StreamAssembler(info, self.max_message_bytes, model, threshold=threshold, outputs=outputs)
+
+        async def source():
+            if hasattr(batches, "__aiter__"):
+                i = 0
+                async for X in batches:
+                    for request in stream.batch_requests(i, X):
+                        yield request
+                    i += 1
+            else:
+                for request in stream.requests(batches):
+                    yield request
+
+        call = self._stub.ModelStreamInfer(source(), metadata=self._metadata)
+        try:
+            async for response in call:
+                for pred in stream.add(response):
+                    yield pred
+        except grpc.RpcError as e:
+            raise codec.client_error(e) from None
+        finally:
+            call.cancel()
 
     async def close(self) -> None:
         """Close the channel."""

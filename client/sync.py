@@ -5,7 +5,10 @@ from __future__ import annotations
 import grpc
 
 from zoo.client import codec
+from typing import Iterable, Iterator
+
 from zoo.client.codec import ModelInfo, Prediction
+from zoo.client.streaming import StreamAssembler
 from zoo.proto import grpc_service_pb2 as pb
 from zoo.proto import grpc_service_pb2_grpc as pb_grpc
 
@@ -53,7 +56,12 @@ class ZooClient:
     def predict(self, model: str, X, threshold: float | None = None, version: str | int | None = None,
                 outputs: list[str] | None = None) -> Prediction:
         """Predict rows X ([F] or [N, F]); inputs over the message cap go as several requests, answered in order."""
-        plan = codec.predict_plan(self._info, self.max_message_bytes, model, X, threshold=threshold, version=version, outputs=outputs)
+        x = codec.as_rows(X)
+        info = self._info.get((model, codec.version_str(version))) or self.metadata(model, version)
+        if len(x) > codec.rows_per_request(info, self.max_message_bytes):  # several chunks: pipeline them on a stream
+            (pred,) = self.predict_many(model, [x], threshold=threshold, version=version, outputs=outputs)
+            return pred
+        plan = codec.predict_plan(self._info, self.max_message_bytes, model, x, threshold=threshold, version=version, outputs=outputs)
         reply = None
         while True:
             try:
@@ -61,6 +69,21 @@ class ZooClient:
             except StopIteration as done:
                 return done.value
             reply = self.metadata(op[1], op[2]) if op[0] == "info" else self._call("ModelInfer", op[1])
+
+    def predict_many(self, model: str, batches: Iterable, threshold: float | None = None, version: str | int | None = None,
+                     outputs: list[str] | None = None) -> Iterator[Prediction]:
+        """Predict every batch of rows of `batches` over one stream, yielding their Predictions in order.
+
+        Requests are pipelined: the next batches are on their way while earlier ones compute, and the server
+        batches them with each other and with other clients' requests.
+        """
+        info = self.metadata(model, version)
+        stream = StreamAssembler(info, self.max_message_bytes, model, threshold=threshold, outputs=outputs)
+        try:
+            for response in self._stub.ModelStreamInfer(stream.requests(batches), metadata=self._metadata):
+                yield from stream.add(response)
+        except grpc.RpcError as e:
+            raise codec.client_error(e) from None
 
     def close(self) -> None:
         """Close the channel."""

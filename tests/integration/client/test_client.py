@@ -256,3 +256,37 @@ def test_tls_client_against_a_plaintext_server_fails_cleanly(server, tmp_path):
         with pytest.raises(ClientError) as e:
             c.is_live()
     assert e.value.code == grpc.StatusCode.UNAVAILABLE
+
+
+# streaming
+
+
+def test_predict_many_pipelines_batches_over_one_stream_in_order(client, exported_repo):
+    batches = [rows_for(exported_repo, "iris", n, seed=20 + n) for n in (1, 5, 2, 9, 3)]
+    preds = list(client.predict_many("iris", iter(batches)))
+    assert [len(p) for p in preds] == [1, 5, 2, 9, 3]
+    for x, pred in zip(batches, preds):
+        assert_matches_reference(pred, exported_repo, "iris", 2, x)
+    (one,) = client.predict_many("breast-cancer", [rows_for(exported_repo, "breast-cancer", 3, seed=2)], threshold=0.9)
+    assert one.labels.tolist() == decision.labels(one.probabilities, "binary", 0.9).tolist()
+
+
+def test_async_predict_stream_takes_an_async_iterable(server, exported_repo):
+    batches = [rows_for(exported_repo, "iris", n, seed=40 + n) for n in (4, 1, 6)]
+
+    async def source():
+        for x in batches:
+            yield x
+
+    async def collect(c):
+        return [p async for p in c.predict_stream("iris", source(), version=1)]
+
+    preds = run_async(collect, server.address)
+    for x, pred in zip(batches, preds):
+        assert_matches_reference(pred, exported_repo, "iris", 1, x)
+
+
+def test_an_error_in_one_batch_of_a_stream_names_it(client):
+    with pytest.raises(ClientError) as e:
+        list(client.predict_many("iris", [np.ones((1, 4)), np.ones((1, 3)), np.ones((1, 4))]))
+    assert "batch 1" in e.value.details and "expected FP32 [-1, 4]" in e.value.details
