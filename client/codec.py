@@ -146,7 +146,11 @@ def decode_outputs(resp: pb.ModelInferResponse) -> dict[str, np.ndarray]:
             arr = np.frombuffer(resp.raw_output_contents[i], dtype=dtype)
         else:
             arr = np.asarray(t.contents.fp32_contents if t.datatype == "FP32" else t.contents.int64_contents, dtype=dtype)
-        out[t.name] = arr.reshape([int(d) for d in t.shape]).astype(dtype.newbyteorder("="), copy=False)
+        shape = [int(d) for d in t.shape]
+        try:
+            out[t.name] = arr.reshape(shape).astype(dtype.newbyteorder("="), copy=False)
+        except ValueError:
+            raise ClientError(grpc.StatusCode.INTERNAL, f"output {t.name!r}: {arr.size} values do not fill shape {shape}") from None
     return out
 
 

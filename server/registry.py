@@ -148,7 +148,8 @@ class Registry:
             if lv is None:
                 if entry.unloaded:
                     raise ModelNotReady(f"model {shown(name)} is unloaded; load it with RepositoryModelLoad")
-                reasons = "; ".join(f"v{v}: {f.reason}" for v, f in sorted(entry.failed.items())) or "no version loaded"
+                reasons = "; ".join([entry.error] * bool(entry.error) + [f"v{v}: {f.reason}" for v, f in sorted(entry.failed.items())])
+                reasons = reasons or "no version loaded"
                 raise ModelNotReady(f"model {shown(name)} is not ready: {reasons}")
             return lv
         v = repository.parse_version(version)
@@ -281,6 +282,7 @@ class Registry:
                 retired.append(loaded.pop(v))
             if not on_disk:  # the whole model folder is gone (or holds no version)
                 self._models.pop(name, None)
+                entry.loaded, entry.failed = {}, {}
                 for lv in retired:
                     self._retire(lv)
                 if was_ready:
@@ -292,6 +294,8 @@ class Registry:
             self._models[name] = entry
             for lv in retired:
                 self._retire(lv)
+            for v, lv in loaded.items():  # a version replaced in place keeps its gauge (retiring forgot the labels)
+                self.metrics.set_provider(name, v, lv.provider)
             if entry.ready != was_ready or not was_ready:
                 self._notify(name, entry.ready)
             return entry

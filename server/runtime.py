@@ -66,6 +66,12 @@ class OnnxModel:
         width = inputs[INPUT_NAME].shape[-1]
         if isinstance(width, int) and width != self.card.num_features:
             raise ValueError(f"model input has {width} features, metadata lists {self.card.num_features}")
+        shapes = {o.name: o.shape for o in self.session.get_outputs()}
+        for spec in self.card.outputs:
+            shape = shapes[spec.name]
+            if len(shape) != len(spec.shape) or (len(shape) > 1 and isinstance(shape[-1], int) and shape[-1] != spec.shape[-1]):
+                raise ValueError(f"model output {spec.name!r} has shape {list(shape)}, metadata says {list(spec.shape)} "
+                                 f"({self.card.num_classes} classes)")
 
     def predict(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Run the graph on C-contiguous [N, F] FP32 rows; returns every output by name."""

@@ -183,8 +183,6 @@ def test_decode_outputs_refuses_an_unsupported_datatype_as_client_error(datatype
     assert e.value.code == grpc.StatusCode.INTERNAL
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a raw output whose byte count disagrees with its shape escapes "
-                                       "decode_outputs as numpy's ValueError instead of ClientError")
 def test_decode_outputs_refuses_raw_bytes_that_do_not_fill_the_shape_as_client_error():
     resp = pb.ModelInferResponse(model_name="m")
     resp.outputs.add(name=PROBABILITIES, datatype="FP32", shape=[2, 3])

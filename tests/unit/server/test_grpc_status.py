@@ -7,7 +7,9 @@ import logging
 import grpc
 import pytest
 
-from zoo.server.errors import ControlDisabled, InvalidInput, ModelNotFound, ModelNotReady, Overloaded, ServerError
+from zoo.server.errors import (
+    ControlDisabled, InvalidInput, ModelNotFound, ModelNotReady, NotAllowed, NotFound, Overloaded, RegionExists, ServerError,
+)
 from zoo.server.grpc_api import status
 from zoo.server.grpc_api.status import INTERNAL_MESSAGE, code_for, status_for
 from zoo.server.loader import LoadTimeout
@@ -15,10 +17,12 @@ from zoo.server.runtime import GpuRequired
 
 DOMAIN = [
     (InvalidInput, grpc.StatusCode.INVALID_ARGUMENT),
-    (ModelNotFound, grpc.StatusCode.NOT_FOUND),
+    (NotFound, grpc.StatusCode.NOT_FOUND),
     (ModelNotReady, grpc.StatusCode.UNAVAILABLE),
     (Overloaded, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (ControlDisabled, grpc.StatusCode.FAILED_PRECONDITION),
+    (RegionExists, grpc.StatusCode.ALREADY_EXISTS),
+    (NotAllowed, grpc.StatusCode.PERMISSION_DENIED),
 ]
 SECRET = "/srv/secret/path token=hunter2"  # what an unexpected error might hold: must never reach the client
 
@@ -33,7 +37,8 @@ def raised(exc: BaseException) -> BaseException:
 
 def test_every_domain_error_class_is_in_the_table():
     assert {kind for kind, _ in DOMAIN} == set(status.STATUS)
-    assert {kind for kind in ServerError.__subclasses__()} == set(status.STATUS)
+    assert set(ServerError.__subclasses__()) == set(status.STATUS)  # a new domain error needs its row
+    assert code_for(ModelNotFound("x")) == grpc.StatusCode.NOT_FOUND  # a subclass takes its parent's row
 
 
 @pytest.mark.parametrize("kind, code", DOMAIN, ids=[k.__name__ for k, _ in DOMAIN])

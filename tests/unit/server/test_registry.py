@@ -78,7 +78,7 @@ def provider_gauge(reg: Registry, model: str, version: int, provider: str) -> fl
     return reg.metrics.registry.get_sample_value("zoo_model_provider", labels)
 
 
-def rows_by_row(rows: dict, model: str) -> dict:
+def index_rows(rows: list, model: str) -> dict:
     """The index() rows of one model, keyed by version string."""
     return {v: (state, reason) for name, v, state, reason in rows if name == model}
 
@@ -243,8 +243,6 @@ def test_explicit_mode_loads_and_unloads_by_request(repo):
     run(main())
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: load() of a loaded model whose folder was deleted reports success: "
-                                       "sync() returns the entry with its old versions still in entry.loaded")
 def test_explicit_load_of_a_model_whose_folder_was_deleted_is_not_found(repo):
     async def main():
         async with started(repo, model_control_mode="explicit", load_model=["iris"]) as reg:
@@ -324,7 +322,7 @@ def test_a_corrupt_version_fails_with_its_reason_and_loads_at_the_next_poll_once
             good = model.read_bytes()
             model.write_bytes(good[:-16])  # a truncated copy: its SHA-256 no longer matches metadata.json
             await reg.poll_once()
-            state, reason = rows_by_row(await reg.index(), "iris")["3"]
+            state, reason = index_rows(await reg.index(), "iris")["3"]
             assert state == "UNAVAILABLE" and "is corrupt: SHA-256" in reason
             assert reg.get("iris").version == 2  # the default stays on what loaded
             with pytest.raises(ModelNotReady, match="version 3 is not ready: .*is corrupt"):
@@ -332,7 +330,7 @@ def test_a_corrupt_version_fails_with_its_reason_and_loads_at_the_next_poll_once
             model.write_bytes(good)  # repaired in place: same metadata, the original bytes
             await reg.poll_once()
             assert reg.get("iris").version == 3
-            assert rows_by_row(await reg.index(), "iris")["3"] == ("READY", "")
+            assert index_rows(await reg.index(), "iris")["3"] == ("READY", "")
 
     run(main())
 
@@ -350,21 +348,18 @@ def test_a_serving_version_whose_model_file_is_overwritten_keeps_serving_and_say
             await reg.poll_once()
             assert reg.get("iris", "1") is v1
             np.testing.assert_array_equal((await v1.batcher.submit(x))["probabilities"], before["probabilities"])
-            state, reason = rows_by_row(await reg.index(), "iris")["1"]
+            state, reason = index_rows(await reg.index(), "iris")["1"]
             assert state == "READY"
             assert reason.startswith("files changed on disk since loading, and the new ones do not load")
             assert "corrupt" in reason and reason.endswith("serving the loaded copy")
             model.write_bytes(original)  # put back: the reason goes, the same session serves on
             await reg.poll_once()
             assert reg.get("iris", "1") is v1
-            assert rows_by_row(await reg.index(), "iris")["1"] == ("READY", "")
+            assert index_rows(await reg.index(), "iris")["1"] == ("READY", "")
 
     run(main())
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: when a version's files are replaced by another valid export, the new "
-                                       "session's provider gauge is set, then removed by retiring the old session "
-                                       "(same model/version/provider labels)")
 def test_a_version_replaced_by_another_export_swaps_in_and_keeps_its_provider_gauge(repo, exported_repo):
     async def main():
         async with started(repo, model_control_mode="poll") as reg:
@@ -393,7 +388,7 @@ def test_a_version_without_selfcheck_rows_is_refused(repo):
 
     async def main():
         async with started(repo) as reg:
-            state, reason = rows_by_row(await reg.index(), "iris")["2"]
+            state, reason = index_rows(await reg.index(), "iris")["2"]
             assert state == "UNAVAILABLE" and "self-check" in reason
             assert reg.get("iris").version == 1  # served: the highest version that passed its self-check
             with pytest.raises(ModelNotReady, match="version 2 is not ready: .*self-check"):
