@@ -18,9 +18,11 @@ from zoo.server.inference import InferenceCall, InferenceResult, finish
 from zoo.server.metrics import Metrics, VersionStats
 from zoo.server.registry import LoadedVersion, Registry
 from zoo.server.settings import ServerSettings
+from zoo.server.shm import SharedMemory
 
 SERVER_NAME = "zoo"
 EXTENSIONS = ("model_repository", "statistics", "parameters", "model_configuration")
+SHM_EXTENSION = "system_shared_memory"
 
 
 class DataPlane:
@@ -30,6 +32,7 @@ class DataPlane:
         self.registry = registry
         self.metrics = metrics
         self.settings = settings
+        self.shm = SharedMemory(allowed=settings.allow_shared_memory)
         self.started = False
         self.shutting_down = False
 
@@ -49,10 +52,9 @@ class DataPlane:
 
     # metadata
 
-    @staticmethod
-    def server_metadata() -> tuple[str, str, tuple[str, ...]]:
+    def server_metadata(self) -> tuple[str, str, tuple[str, ...]]:
         """(name, version, extensions) of the server."""
-        return SERVER_NAME, __version__, EXTENSIONS
+        return SERVER_NAME, __version__, EXTENSIONS + ((SHM_EXTENSION,) if self.shm.allowed else ())
 
     async def lookup(self, name: str, version: str = "") -> LoadedVersion:
         """The version serving (name, version); ModelNotFound (saying how to load a model that is on disk) or ModelNotReady."""

@@ -14,8 +14,20 @@ class InvalidInput(ServerError):
     """The request is malformed: wrong tensor name, datatype, shape, byte count, value, parameter or name."""
 
 
-class ModelNotFound(ServerError):
+class NotFound(ServerError):
+    """The thing named does not exist (a model, a version, a shared-memory region)."""
+
+
+class ModelNotFound(NotFound):
     """No model (or version) of that name is known to the server."""
+
+
+class RegionExists(ServerError):
+    """A shared-memory region of that name is registered already."""
+
+
+class NotAllowed(ServerError):
+    """The caller may not do this (e.g. register shared memory from another host)."""
 
 
 class ModelNotReady(ServerError):

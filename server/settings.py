@@ -43,6 +43,7 @@ class ServerSettings(BaseSettings):
     allow_external_symlinks: bool = Field(False, description="serve model folders that are symlinks leaving the repository")
     max_model_bytes: int = Field(1 << 30, ge=1, description="largest model.onnx the server reads, in bytes")
     load_timeout: float = Field(120.0, gt=0, description="seconds one version may take to read, open and self-check")
+    allow_shared_memory: bool = Field(False, description="let clients on this host register system shared memory for tensors")
     max_batch_size: int = Field(DEFAULT_BATCHING.max_batch_size, ge=1, description="rows per model call; larger requests are split")
     max_queue_delay_us: int = Field(
         DEFAULT_BATCHING.max_queue_delay_us, ge=0, description="extra wait for a batch to fill (0: a batch starts when the model is free)"
@@ -105,6 +106,7 @@ class DevServerSettings(ServerSettings):
     """`zoo serve`: the same settings, for a developer's machine: new exports are picked up without a restart."""
 
     model_control_mode: ModelControl = Field("poll", description=ServerSettings.model_fields["model_control_mode"].description)
+    allow_shared_memory: bool = Field(True, description=ServerSettings.model_fields["allow_shared_memory"].description)
 
 
 def flag_name(field: str) -> str:

@@ -1,7 +1,9 @@
-"""ModelInferRequest -> InferenceCall and InferenceResult -> ModelInferResponse (raw little-endian tensors)."""
+"""ModelInferRequest -> InferenceCall and InferenceResult -> ModelInferResponse (raw little-endian tensors, or the
+client's shared-memory regions when a tensor's parameters name one)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -10,6 +12,9 @@ from zoo.core.contract import DATATYPES, ModelCard
 from zoo.proto import grpc_service_pb2 as pb
 from zoo.server.errors import InvalidInput
 from zoo.server.inference import InferenceCall, InferenceResult, InputTensor, make_call
+from zoo.server.shm import SharedMemory, Target, parse_target
+
+SHM_OUTPUTS = "shm_outputs"  # InferenceCall.extra key: {output name: Target}
 
 
 def parameters(params) -> dict[str, Any]:
@@ -21,13 +26,18 @@ def parameters(params) -> dict[str, Any]:
     return out
 
 
-def inputs(request: pb.ModelInferRequest) -> list[InputTensor]:
-    """The request's input tensors, each with its raw bytes or its typed values."""
+def inputs(request: pb.ModelInferRequest, shm: SharedMemory | None = None) -> list[InputTensor]:
+    """The request's input tensors, each with its raw bytes (inline or in shared memory) or its typed values."""
     raw = request.raw_input_contents
     if raw and len(raw) != len(request.inputs) and len(request.inputs) == 1:
         raise InvalidInput(f"got {len(raw)} raw_input_contents for {len(request.inputs)} inputs")
     out = []
     for i, t in enumerate(request.inputs):
+        if t.parameters and shm is not None:
+            region = shm.input_bytes(parameters(t.parameters), t.name)
+            if region is not None:
+                out.append(InputTensor(t.name, t.datatype, t.shape, raw=region))
+                continue
         contents = t.contents.ListFields() if t.HasField("contents") else []
         if raw:
             if contents:
@@ -41,17 +51,45 @@ def inputs(request: pb.ModelInferRequest) -> list[InputTensor]:
     return out
 
 
-def decode(request: pb.ModelInferRequest, card: ModelCard) -> InferenceCall:
+def decode(request: pb.ModelInferRequest, card: ModelCard, shm: SharedMemory | None = None) -> InferenceCall:
     """Step 1 for gRPC: the request checked against the model's card."""
     params = parameters(request.parameters) if request.parameters else {}
-    return make_call(card, inputs(request), [o.name for o in request.outputs], params, request.id)
+    call = make_call(card, inputs(request, shm), [o.name for o in request.outputs], params, request.id)
+    targets = {o.name: t for o in request.outputs if o.parameters and (t := parse_target(parameters(o.parameters), o.name))}
+    if targets:
+        if shm is None:
+            raise InvalidInput("this server does not take shared-memory outputs")
+        rows = len(call.rows)
+        for spec in card.outputs:  # checked before the model runs: a too-small region fails fast
+            t = targets.get(spec.name)
+            if t is not None:
+                need = rows * spec.dtype.itemsize * math.prod(spec.shape[1:])
+                if t.byte_size < need:
+                    raise InvalidInput(f"output {spec.name!r} of {rows} rows needs {need} bytes; {t.byte_size} were given "
+                                       f"in shared-memory region {t.region!r}")
+                shm.region(t.region).view(t.offset, t.byte_size)  # bounds-checked now, not after the work
+        call.extra[SHM_OUTPUTS] = targets
+    return call
 
 
-def encode(result: InferenceResult) -> pb.ModelInferResponse:
-    """A ModelInferResponse carrying the result's tensors, in order, as raw_output_contents."""
+def encode(result: InferenceResult, shm: SharedMemory | None = None, targets: dict[str, Target] | None = None) -> pb.ModelInferResponse:
+    """A ModelInferResponse: each tensor raw, in order, or written to its shared-memory region.
+
+    Every output gets a raw_output_contents entry (empty when the tensor went to shared memory), as Triton does,
+    so a stock client's positional lookup of the others stays right.
+    """
     resp = pb.ModelInferResponse(model_name=result.model, model_version=str(result.version), id=result.request_id)
     for name, arr in result.outputs.items():
-        resp.outputs.add(name=name, datatype=DATATYPES[arr.dtype], shape=arr.shape)
+        out = resp.outputs.add(name=name, datatype=DATATYPES[arr.dtype], shape=arr.shape)
+        target = targets.get(name) if targets else None
+        if target is not None:
+            shm.write(target, arr)
+            out.parameters["shared_memory_region"].string_param = target.region
+            out.parameters["shared_memory_byte_size"].int64_param = arr.nbytes
+            if target.offset:
+                out.parameters["shared_memory_offset"].int64_param = target.offset
+            resp.raw_output_contents.append(b"")
+            continue
         # numpy on every platform we serve from is little-endian, as the protocol wants: tobytes is the wire form.
         resp.raw_output_contents.append(np.ascontiguousarray(arr).tobytes())
     return resp

@@ -6,13 +6,13 @@ Domain errors raised here become status codes in service.py, the one place that 
 from __future__ import annotations
 
 import asyncio
-import functools
 
 import grpc
 
 from zoo.core import contract
 from zoo.proto import grpc_service_pb2 as pb
 from zoo.server.dataplane import DataPlane
+from zoo.server.errors import NotAllowed
 from zoo.server.grpc_api import codec
 from zoo.server.grpc_api.service import BadMessage
 from zoo.server.grpc_api.status import status_for
@@ -84,8 +84,34 @@ class InferenceServicer:
     async def ModelInfer(self, request, context):
         if isinstance(request, BadMessage):
             raise request.error()
-        result = await self.plane.infer(request.model_name, request.model_version, functools.partial(codec.decode, request))
-        return codec.encode(result)
+        shm = self.plane.shm
+        call = None
+
+        def decode(card):
+            nonlocal call
+            call = codec.decode(request, card, shm)
+            return call
+
+        result = await self.plane.infer(request.model_name, request.model_version, decode)
+        return codec.encode(result, shm, call.extra.get(codec.SHM_OUTPUTS))
+
+    # system shared memory (clients on this host only)
+
+    async def SystemSharedMemoryRegister(self, request, context):
+        if not _local(context.peer()):
+            raise NotAllowed("shared memory is for clients on the server's own host; this call came from another one")
+        self.plane.shm.register(request.name, request.key, request.offset, request.byte_size)
+        return pb.SystemSharedMemoryRegisterResponse()
+
+    async def SystemSharedMemoryStatus(self, request, context):
+        resp = pb.SystemSharedMemoryStatusResponse()
+        for name, key, offset, size in self.plane.shm.status(request.name):
+            resp.regions[name].CopyFrom(pb.SystemSharedMemoryStatusResponse.RegionStatus(name=name, key=key, offset=offset, byte_size=size))
+        return resp
+
+    async def SystemSharedMemoryUnregister(self, request, context):
+        self.plane.shm.unregister(request.name)
+        return pb.SystemSharedMemoryUnregisterResponse()
 
     async def ModelStreamInfer(self, request_iterator, context):
         """Each request is decoded and queued as it arrives; answers go back as they finish, each with its id.
@@ -140,6 +166,11 @@ class InferenceServicer:
         if idle:
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
                                 f"stream closed: no request for {self.stream_idle_timeout:g} s (--stream-idle-timeout)")
+
+
+def _local(peer: str) -> bool:
+    """Whether a gRPC peer string names this host (loopback or a Unix socket)."""
+    return peer.startswith(("ipv4:127.", "ipv6:[::1]", "unix:", "ipv6:[::ffff:127."))
 
 
 def _fill_stats(m: pb.ModelStatistics, s: VersionStats) -> None:

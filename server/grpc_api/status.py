@@ -6,13 +6,15 @@ import logging
 
 import grpc
 
-from zoo.server.errors import ControlDisabled, InvalidInput, ModelNotFound, ModelNotReady, Overloaded
+from zoo.server.errors import ControlDisabled, InvalidInput, ModelNotReady, NotAllowed, NotFound, Overloaded, RegionExists
 
 log = logging.getLogger("zoo.server")
 
 STATUS = {
     InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
-    ModelNotFound: grpc.StatusCode.NOT_FOUND,
+    NotFound: grpc.StatusCode.NOT_FOUND,
+    RegionExists: grpc.StatusCode.ALREADY_EXISTS,
+    NotAllowed: grpc.StatusCode.PERMISSION_DENIED,
     ModelNotReady: grpc.StatusCode.UNAVAILABLE,
     Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
     ControlDisabled: grpc.StatusCode.FAILED_PRECONDITION,

@@ -60,7 +60,7 @@ def decode(body: bytes, header_length: str | None) -> InferRequest:
     end = _json_end(header_length, len(body))
     doc = parse_json(body[:end] if end < len(body) else body, INFER_REQUEST)
     if not isinstance(doc, dict):
-        raise InvalidInput(f"expected {INFER_REQUEST}; got a JSON {type(doc).__name__}")
+        raise InvalidInput(f"expected {INFER_REQUEST}; got a JSON {json_type(doc)}")
     params = _object(doc.get("parameters"), "the request's parameters")
     rid = doc.get("id", "")
     if not isinstance(rid, str):
@@ -97,6 +97,12 @@ def encode(result: InferenceResult, request: InferRequest) -> tuple[bytes, int |
     if not parts:
         return header, None
     return b"".join([header, *parts]), len(header)
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of a parsed value's type, for messages."""
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number"}
+    return names.get(type(value), "null")
 
 
 def _json_end(header_length: str | None, size: int) -> int:

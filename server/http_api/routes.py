@@ -156,5 +156,5 @@ def _options(body: bytes, expected: str) -> dict[str, Any]:
         return {}
     doc = codec.parse_json(body, f"a JSON object {expected}, or no body")
     if not isinstance(doc, dict):
-        raise InvalidInput(f"expected a JSON object {expected}, or no body; got a JSON {type(doc).__name__}")
+        raise InvalidInput(f"expected a JSON object {expected}, or no body; got a JSON {codec.json_type(doc)}")
     return doc
