@@ -40,7 +40,8 @@ def grpc_options(s: ServerSettings) -> list[tuple[str, int]]:
     return [
         ("grpc.max_send_message_length", s.max_message_bytes),
         ("grpc.max_receive_message_length", s.max_message_bytes),
-        ("grpc.so_reuseport", 0),  # a second server on the same port must fail, not share it
+        # A second server on the same port must fail, not share it; only a supervisor's workers share theirs.
+        ("grpc.so_reuseport", 1 if s.reuse_port else 0),
         ("grpc.max_concurrent_streams", s.max_streams_per_connection),
         ("grpc.max_connection_idle_ms", int(s.connection_idle_timeout * 1000)),
         ("grpc.keepalive_time_ms", int(s.keepalive_time * 1000)),
@@ -79,13 +80,15 @@ def bind(server: grpc.aio.Server, host: str, port: int, creds: grpc.ServerCreden
 class ZooServer:
     """One server instance: start(), then wait() until stop() is requested, then shutdown()."""
 
-    def __init__(self, settings: ServerSettings, *, registry_factory: RegistryFactory | None = None):
+    def __init__(self, settings: ServerSettings, *, registry_factory: RegistryFactory | None = None, worker=None):
         self.settings = settings
-        self.metrics = Metrics()
+        self.worker = worker  # zoo.server.workers.WorkerLink when this process is one of --workers
+        self.metrics = Metrics(multiprocess=worker is not None)
         self.health = health.aio.HealthServicer()
         make = registry_factory or (lambda metrics, on_change: Registry(settings, metrics, on_change=on_change))
         self.registry = make(self.metrics, self._model_changed)
-        self.plane = DataPlane(self.registry, self.metrics, settings)
+        self.plane = DataPlane(self.registry, self.metrics, settings, stats_folder=worker.stats_folder if worker else None,
+                               announce=worker.announce if worker else None)
         self.metrics.watch_queues(self.registry.queued)
         self.port: int | None = None
         self.http_port: int | None = None
@@ -108,7 +111,8 @@ class ZooServer:
         token = s.token()
         interceptors = [TokenAuth(token)] if token else []
         server = grpc.aio.server(options=grpc_options(s), interceptors=interceptors, maximum_concurrent_rpcs=s.max_concurrent_rpcs)
-        servicer = InferenceServicer(self.plane, stream_idle_timeout=s.stream_idle_timeout)
+        servicer = InferenceServicer(self.plane, stream_idle_timeout=s.stream_idle_timeout,
+                                     worker=self.worker.index if self.worker else None)
         server.add_generic_rpc_handlers((handler(servicer),))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         services = [SERVICE.full_name, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]
@@ -148,7 +152,10 @@ class ZooServer:
             self._poller = self._loop.create_task(self.registry.poll_forever(s.poll_interval))
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         self.plane.started = True
-        log.info("zoo-server listening on %s:%d (metrics port %s, HTTP port %s, model control %s)", s.host, self.port,
+        if self.worker is not None:
+            self.worker.started(self)
+        what = f"zoo-server worker {self.worker.index}" if self.worker else "zoo-server"
+        log.info("%s listening on %s:%d (metrics port %s, HTTP port %s, model control %s)", what, s.host, self.port,
                  self.metrics_port, self.http_port, s.model_control_mode)
         return self.port
 
@@ -169,6 +176,8 @@ class ZooServer:
         await self.health.enter_graceful_shutdown()
         if self._poller is not None:
             self._poller.cancel()
+        if self.worker is not None:
+            self.worker.stopping()
         try:
             # Bounded: a batch stuck in a model, or a hung loader, must not keep the process alive past the grace.
             await asyncio.wait_for(self._drain(grace), grace + SHUTDOWN_MARGIN_S)
@@ -187,9 +196,9 @@ class ZooServer:
 
 
 async def serve(settings: ServerSettings, *, on_started: Callable[[ZooServer], None] | None = None,
-                registry_factory: RegistryFactory | None = None) -> None:
+                registry_factory: RegistryFactory | None = None, worker=None) -> None:
     """Run a server until stop() or SIGTERM/SIGINT (signals only when called from the main thread)."""
-    server = ZooServer(settings, registry_factory=registry_factory)
+    server = ZooServer(settings, registry_factory=registry_factory, worker=worker)
     try:
         await server.start()
         if threading.current_thread() is threading.main_thread():
@@ -216,14 +225,14 @@ def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
-def run(settings: ServerSettings) -> int:
-    """Blocking entry point of both server commands; returns the process exit code."""
+def run(settings: ServerSettings, worker=None) -> int:
+    """Blocking entry point of both server commands (and of each worker); returns the process exit code."""
     try:
         factory = loop_factory(settings.event_loop)
         # uvloop cuts the per-request cost of grpc.aio's callbacks by ~15% (bench/RESULTS.md).
         log.info("event loop: %s", "uvloop" if factory else "asyncio")
         with asyncio.Runner(loop_factory=factory) as runner:
-            runner.run(serve(settings))
+            runner.run(serve(settings, worker=worker))
     except GpuRequired as e:
         log.error("%s", e)
         return 3

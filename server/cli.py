@@ -42,6 +42,10 @@ def make_command(name: str, settings_cls: type[ServerSettings], help_text: str) 
             click.secho(f"error: {e}", fg="red", err=True)
             sys.exit(2)
         configure_logging()
+        if settings.workers > 1:
+            from zoo.server.workers import Supervisor
+
+            sys.exit(Supervisor(settings).run())
         from zoo.server.app import exit_now_if_loads_hang, run
 
         code = run(settings)
@@ -55,9 +59,10 @@ def make_command(name: str, settings_cls: type[ServerSettings], help_text: str) 
                          context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})
 
 
-def configure_logging() -> None:
-    """One line per record on stderr; third-party chatter above WARNING only."""
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stderr)
+def configure_logging(tag: str = "") -> None:
+    """One line per record on stderr (a worker's lines carry its tag)."""
+    fmt = LOG_FORMAT.replace("%(name)s", f"%(name)s[{tag}]") if tag else LOG_FORMAT
+    logging.basicConfig(level=logging.INFO, format=fmt, stream=sys.stderr, force=True)
 
 
 SERVER_HELP = ("Serve a zoo model repository over the KServe v2 protocol (gRPC). "

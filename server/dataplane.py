@@ -6,6 +6,7 @@ Transports decode their messages, call these methods, and encode what comes back
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Callable
 
@@ -20,6 +21,7 @@ from zoo.server.registry import LoadedVersion, Registry
 from zoo.server.settings import ServerSettings
 from zoo.server.shm import SharedMemory
 
+log = logging.getLogger("zoo.server")
 SERVER_NAME = "zoo"
 EXTENSIONS = ("model_repository", "statistics", "parameters", "model_configuration")
 SHM_EXTENSION = "system_shared_memory"
@@ -28,10 +30,13 @@ SHM_EXTENSION = "system_shared_memory"
 class DataPlane:
     """Health, metadata, inference, statistics and repository operations over the registry."""
 
-    def __init__(self, registry: Registry, metrics: Metrics, settings: ServerSettings):
+    def __init__(self, registry: Registry, metrics: Metrics, settings: ServerSettings, *,
+                 stats_folder: str | None = None, announce: Callable[[tuple], None] | None = None):
         self.registry = registry
         self.metrics = metrics
         self.settings = settings
+        self.stats_folder = stats_folder  # under --workers: where the other workers' statistics snapshots are
+        self.announce = announce  # under --workers: tells the supervisor about a change every worker must make
         self.shm = SharedMemory(allowed=settings.allow_shared_memory)
         self.started = False
         self.shutting_down = False
@@ -80,7 +85,7 @@ class DataPlane:
         for n in [name] if name else self.registry.names():
             entry = self.registry.entry(n)
             versions = [self.registry.get(n, version).version] if version else sorted(entry.loaded)
-            out.extend((n, v, self.metrics.version_stats(n, v)) for v in versions)
+            out.extend((n, v, self.metrics.merged_stats(n, v, self.stats_folder)) for v in versions)
         return out
 
     # inference
@@ -116,9 +121,40 @@ class DataPlane:
         return [r for r in rows if r[2] == "READY"] if ready_only else rows
 
     async def load(self, name: str) -> None:
-        """Load or reload a model (explicit model control)."""
+        """Load or reload a model (explicit model control); under --workers, every worker does."""
         await self.registry.load(name)
+        self._announce("load", name)
 
     async def unload(self, name: str) -> None:
-        """Unload a model (explicit model control)."""
+        """Unload a model (explicit model control); under --workers, every worker does."""
         await self.registry.unload(name)
+        self._announce("unload", name)
+
+    def register_region(self, name: str, key: str, offset: int, byte_size: int) -> None:
+        """Register a shared-memory region; under --workers, in every worker (a client's calls may reach any)."""
+        self.shm.register(name, key, offset, byte_size)
+        self._announce("shm_register", name, key, offset, byte_size)
+
+    def unregister_region(self, name: str) -> None:
+        """Unregister a shared-memory region ('' : all), everywhere."""
+        self.shm.unregister(name)
+        self._announce("shm_unregister", name)
+
+    def _announce(self, *op) -> None:
+        if self.announce is not None:
+            self.announce(op)
+
+    async def apply(self, op: tuple) -> None:
+        """Make a change another worker announced (not announced again)."""
+        kind, *args = op
+        try:
+            if kind == "load":
+                await self.registry.load(*args)
+            elif kind == "unload":
+                await self.registry.unload(*args)
+            elif kind == "shm_register":
+                self.shm.register(*args)
+            elif kind == "shm_unregister":
+                self.shm.unregister(*args)
+        except Exception as e:  # the worker that took the call already answered it; log and go on
+            log.error("applying %s from another worker failed: %s", op, e)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 import time
-from dataclasses import dataclass, field
-
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -34,11 +36,27 @@ class VersionStats:
     last_inference_ms: int = 0
     batch_sizes: dict[int, list[int]] = field(default_factory=dict)  # rows -> [count, compute ns]
 
+    def add(self, other: "VersionStats") -> None:
+        """Add another process's counters to these (workers' statistics are merged this way)."""
+        for name in ("inference_count", "execution_count", "success_count", "success_ns", "fail_count", "fail_ns",
+                     "queue_count", "queue_ns", "compute_count", "compute_ns"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.last_inference_ms = max(self.last_inference_ms, other.last_inference_ms)
+        for rows, (count, ns) in other.batch_sizes.items():
+            mine = self.batch_sizes.setdefault(rows, [0, 0])
+            mine[0] += count
+            mine[1] += ns
+
 
 class Metrics:
-    """All server metrics; `registry` is private to this server so tests can run several in one process."""
+    """All server metrics; `registry` is private to this server so tests can run several in one process.
 
-    def __init__(self) -> None:
+    Under --workers the Prometheus values live in prometheus-client's multiprocess files (the supervisor serves
+    them merged), and each worker writes its ModelStatistics counters to a snapshot file beside them.
+    """
+
+    def __init__(self, multiprocess: bool = False) -> None:
+        self.multiprocess = multiprocess
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter("zoo_requests", "Inference requests received", ["model", "version"], registry=r)
@@ -46,7 +64,8 @@ class Metrics:
         self.latency = Histogram("zoo_request_latency_seconds", "Request latency in the server", ["model"], buckets=_LATENCY_BUCKETS, registry=r)
         self.queue_time = Histogram("zoo_queue_time_seconds", "Time a request waited for its batch", ["model"], buckets=_LATENCY_BUCKETS, registry=r)
         self.batch_size = Histogram("zoo_batch_size", "Rows per model call", ["model"], buckets=_BATCH_BUCKETS, registry=r)
-        self.provider = Gauge("zoo_model_provider", "1 for the execution provider running each loaded version", ["model", "version", "provider"], registry=r)
+        self.provider = Gauge("zoo_model_provider", "1 for the execution provider running each loaded version", ["model", "version", "provider"],
+                              registry=r, multiprocess_mode="livemax")
         self._lock = threading.Lock()  # stats are written from the loop and read by RPCs
         self.stats: dict[tuple[str, int], VersionStats] = {}
         self._http = None
@@ -110,7 +129,12 @@ class Metrics:
             pass
 
     def watch_queues(self, queued: Callable[[], Iterable[tuple[str, int, int]]]) -> None:
-        """Publish rows waiting per model version, read at scrape time (nothing is paid per request)."""
+        """Publish rows waiting per model version, read at scrape time (nothing is paid per request).
+
+        One process only: under --workers each worker's queue is its own and the gauge is not published.
+        """
+        if self.multiprocess:
+            return
 
         class QueueCollector:
             def collect(self):
@@ -120,6 +144,38 @@ class Metrics:
                 yield g
 
         self.registry.register(QueueCollector())
+
+    def snapshot(self) -> dict:
+        """Every version's counters as JSON-ready data."""
+        with self._lock:
+            return {f"{m}\x1f{v}": {**asdict(st), "batch_sizes": {str(k): c for k, c in st.batch_sizes.items()}}
+                    for (m, v), st in self.stats.items()}
+
+    def write_snapshot(self, folder: str | os.PathLike) -> None:
+        """Write the snapshot for other workers to merge (atomically: a reader never sees half a file)."""
+        path = Path(folder) / f"stats-{os.getpid()}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.snapshot()), encoding="utf-8")
+        os.replace(tmp, path)
+
+    def merged_stats(self, model: str, version: int, folder: str | os.PathLike | None) -> VersionStats:
+        """This process's counters of a version plus the other workers' latest snapshots."""
+        total = VersionStats()
+        total.add(self.version_stats(model, version))
+        if folder is None:
+            return total
+        mine = f"stats-{os.getpid()}.json"
+        for path in Path(folder).glob("stats-*.json"):
+            if path.name == mine:
+                continue
+            try:
+                data = json.loads(path.read_text(encoding="utf-8")).get(f"{model}\x1f{version}")
+            except (OSError, ValueError):
+                continue
+            if data:
+                sizes = {int(k): list(c) for k, c in data.pop("batch_sizes").items()}
+                total.add(VersionStats(**data, batch_sizes=sizes))
+        return total
 
     def serve_http(self, host: str, port: int) -> int:
         """Start the /metrics HTTP server on a daemon thread; returns the bound port (port 0 = ephemeral)."""

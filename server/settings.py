@@ -31,6 +31,8 @@ class ServerSettings(BaseSettings):
     port: int = Field(8001, ge=0, le=65535, description="gRPC port (0: any free port)")
     http_port: int = Field(8000, ge=-1, le=65535, description="HTTP/REST port of the v2 protocol and the model pages (0: any free port, -1: off)")
     metrics_port: int = Field(8002, ge=-1, le=65535, description="Prometheus /metrics port (0: any free port, -1: off)")
+    workers: int = Field(1, ge=1, le=256, description="server processes sharing the ports (SO_REUSEPORT) under a supervisor; "
+                         "onnxruntime threads are split between them")
     model_control_mode: ModelControl = Field(
         "none",
         description="none: serve what is in the repository at start, no repository RPCs; poll: also rescan every "
@@ -64,6 +66,8 @@ class ServerSettings(BaseSettings):
     max_streams_per_connection: int = Field(128, ge=1, description="concurrent HTTP/2 streams one connection may open")
     connection_idle_timeout: float = Field(300.0, gt=0, description="seconds before a connection with no RPC is closed")
     stream_idle_timeout: float = Field(300.0, gt=0, description="seconds a ModelStreamInfer stream may send nothing before it is closed")
+    reuse_port: bool = Field(False, description="internal: a worker shares its ports with its siblings",
+                             json_schema_extra={"cli": False})
     keepalive_time: float = Field(60.0, gt=0, description="seconds between the server's keepalive pings on an idle connection")
 
     @model_validator(mode="after")

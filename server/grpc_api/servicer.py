@@ -24,8 +24,9 @@ STREAM_WINDOW = 512  # requests of one stream decoded and queued before its answ
 class InferenceServicer:
     """Every RPC of GRPCInferenceService that zoo implements."""
 
-    def __init__(self, plane: DataPlane, *, stream_idle_timeout: float = 300.0):
+    def __init__(self, plane: DataPlane, *, stream_idle_timeout: float = 300.0, worker: int | None = None):
         self.plane = plane
+        self.worker = worker
         self.stream_idle_timeout = stream_idle_timeout
 
     # health
@@ -42,6 +43,8 @@ class InferenceServicer:
     # metadata
 
     async def ServerMetadata(self, request, context):
+        if self.worker is not None:  # which process answered: tests and operators can tell workers apart
+            context.set_trailing_metadata((("zoo-worker", str(self.worker)),))
         name, version, extensions = self.plane.server_metadata()
         return pb.ServerMetadataResponse(name=name, version=version, extensions=extensions)
 
@@ -100,7 +103,7 @@ class InferenceServicer:
     async def SystemSharedMemoryRegister(self, request, context):
         if not _local(context.peer()):
             raise NotAllowed("shared memory is for clients on the server's own host; this call came from another one")
-        self.plane.shm.register(request.name, request.key, request.offset, request.byte_size)
+        self.plane.register_region(request.name, request.key, request.offset, request.byte_size)
         return pb.SystemSharedMemoryRegisterResponse()
 
     async def SystemSharedMemoryStatus(self, request, context):
@@ -110,7 +113,7 @@ class InferenceServicer:
         return resp
 
     async def SystemSharedMemoryUnregister(self, request, context):
-        self.plane.shm.unregister(request.name)
+        self.plane.unregister_region(request.name)
         return pb.SystemSharedMemoryUnregisterResponse()
 
     async def ModelStreamInfer(self, request_iterator, context):

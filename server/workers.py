@@ -1,0 +1,238 @@
+"""--workers N: N server processes sharing the ports (SO_REUSEPORT) under one supervisor.
+
+The supervisor reserves the ports, starts the workers, serves their merged Prometheus metrics (prometheus-client's
+multiprocess mode), relays every change a worker makes on request (explicit loads and unloads, shared-memory
+regions) to the others, restarts a worker that dies, and drains them all on SIGTERM. Each worker is a whole
+server on its own event loop; the kernel spreads connections between them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import shutil
+import signal
+import socket
+import tempfile
+import threading
+import time
+from multiprocessing.connection import Connection, wait
+
+from zoo.server.settings import ServerSettings
+
+log = logging.getLogger("zoo.server")
+SNAPSHOT_EVERY_S = 0.5  # how stale another worker's statistics may be in a ModelStatistics answer
+RESTARTS_PER_MINUTE = 10  # beyond this a crash loop stops the supervisor instead of spinning
+STOP_MARGIN_S = 10.0
+
+
+class WorkerLink:
+    """A worker's side of its pipe to the supervisor."""
+
+    def __init__(self, index: int, conn: Connection, stats_folder: str):
+        self.index = index
+        self.conn = conn
+        self.stats_folder = stats_folder
+        self._server = None
+        self._snapshots: asyncio.Task | None = None
+
+    def started(self, server) -> None:
+        """Called by the server once it serves: report ready, start listening to the supervisor."""
+        self._server = server
+        loop = asyncio.get_running_loop()
+        self._snapshots = loop.create_task(self._write_snapshots())
+        threading.Thread(target=self._listen, args=(loop,), name="zoo-worker-link", daemon=True).start()
+        self.conn.send(("ready", self.index, os.getpid(), server.registry.names()))
+
+    def announce(self, op: tuple) -> None:
+        """Tell the supervisor about a change every worker must make."""
+        self.conn.send(("op", op))
+
+    def stopping(self) -> None:
+        """Called when the server drains: the last statistics snapshot is written."""
+        if self._snapshots is not None:
+            self._snapshots.cancel()
+        if self._server is not None:
+            self._server.metrics.write_snapshot(self.stats_folder)
+
+    def _listen(self, loop: asyncio.AbstractEventLoop) -> None:
+        while True:
+            try:
+                msg = self.conn.recv()
+            except (EOFError, OSError):  # the supervisor is gone: nobody will route traffic here for long
+                loop.call_soon_threadsafe(self._server.stop)
+                return
+            if msg[0] == "op":
+                asyncio.run_coroutine_threadsafe(self._server.plane.apply(msg[1]), loop)
+
+    async def _write_snapshots(self) -> None:
+        while True:
+            await asyncio.sleep(SNAPSHOT_EVERY_S)
+            await asyncio.to_thread(self._server.metrics.write_snapshot, self.stats_folder)
+
+
+def _worker_main(index: int, settings: ServerSettings, conn: Connection, stats_folder: str) -> None:
+    """A worker process: one whole server, linked to the supervisor."""
+    from zoo.server.app import run
+    from zoo.server.cli import configure_logging
+
+    configure_logging(f"w{index}")
+    code = run(settings, worker=WorkerLink(index, conn, stats_folder))
+    os._exit(code)  # no C++ static destructors racing a thread still in onnxruntime
+
+
+def _reserve(host: str, port: int) -> socket.socket:
+    """A bound, not listening, SO_REUSEPORT socket: fixes port 0 to one number for every worker and keeps it ours."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    s.bind((host, port))
+    return s
+
+
+class Supervisor:
+    """Starts, watches, relays between and stops the workers."""
+
+    def __init__(self, settings: ServerSettings):
+        self.settings = settings
+        self.folder = tempfile.mkdtemp(prefix="zoo-workers-")
+        self.ctx = multiprocessing.get_context("spawn")
+        self.workers: dict[int, tuple[multiprocessing.Process, Connection]] = {}
+        self.loaded: set[str] | None = None  # explicit mode: what every worker serves (None until the first ready)
+        self.regions: dict[str, tuple] = {}
+        self.stopping = threading.Event()
+        self.restarts: list[float] = []
+        self.ready: set[int] = set()
+
+    def run(self) -> int:
+        """Serve until SIGTERM/SIGINT; returns the exit code."""
+        s = self.settings
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = self.folder  # before any worker (or our collector) starts
+        try:
+            held = [_reserve(s.host, s.port)] + ([_reserve(s.host, s.http_port)] if s.http_port >= 0 else [])
+        except OSError as e:
+            log.error("zoo-server failed to start: cannot listen on %s (--port %s / --http-port %s): %s", s.host, s.port,
+                      s.http_port, e.strerror)
+            return 2
+        self.grpc_port = held[0].getsockname()[1]
+        self.http_port = held[1].getsockname()[1] if len(held) > 1 else None
+        metrics_port = self._serve_metrics() if s.metrics_port >= 0 else None
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stopping.set())
+        for i in range(s.workers):
+            self._spawn(i)
+        try:
+            return self._watch(metrics_port)
+        finally:
+            self._stop_all()
+            for sock in held:
+                sock.close()
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _worker_settings(self) -> ServerSettings:
+        s = self.settings
+        threads = max(1, s.intra_op_threads // s.workers) if s.intra_op_threads else max(1, (os.cpu_count() or 1) // s.workers)
+        update = dict(port=self.grpc_port, http_port=self.http_port if self.http_port is not None else -1, metrics_port=-1,
+                      workers=1, reuse_port=True, intra_op_threads=threads)
+        if self.loaded is not None and s.model_control_mode == "explicit":
+            update["load_model"] = sorted(self.loaded)
+        return s.model_copy(update=update)
+
+    def _spawn(self, index: int) -> None:
+        parent, child = self.ctx.Pipe()
+        proc = self.ctx.Process(target=_worker_main, args=(index, self._worker_settings(), child, self.folder),
+                                name=f"zoo-worker-{index}")
+        proc.start()
+        child.close()
+        self.workers[index] = (proc, parent)
+
+    def _serve_metrics(self) -> int:
+        from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        server, _ = start_http_server(self.settings.metrics_port, addr=self.settings.host, registry=registry)
+        return server.server_port
+
+    def _watch(self, metrics_port: int | None) -> int:
+        announced = False
+        while not self.stopping.is_set():
+            conns = {conn: i for i, (_, conn) in self.workers.items()}
+            sentinels = {proc.sentinel: i for i, (proc, _) in self.workers.items()}
+            for ready in wait(list(conns) + list(sentinels), timeout=0.2):
+                if ready in conns:
+                    self._on_message(conns[ready])
+                elif not self.stopping.is_set():
+                    if not self._restart(sentinels[ready]):
+                        return 1
+            if not announced and len(self.ready) == len(self.workers):
+                announced = True
+                log.info("zoo-server listening on %s:%d (metrics port %s, HTTP port %s, model control %s, %d workers)",
+                         self.settings.host, self.grpc_port, metrics_port, self.http_port, self.settings.model_control_mode,
+                         len(self.workers))
+        log.info("zoo-server shutting down: draining %d workers (grace %.1fs)", len(self.workers), self.settings.grace)
+        return 0
+
+    def _on_message(self, index: int) -> None:
+        proc, conn = self.workers[index]
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return  # its sentinel says the rest
+        if msg[0] == "ready":
+            _, _, pid, names = msg
+            self.ready.add(index)
+            if self.loaded is None:
+                self.loaded = set(names)
+            for name, region in self.regions.items():  # a restarted worker learns the regions registered so far
+                conn.send(("op", ("shm_register", name, *region)))
+            log.info("worker %d (pid %d) ready", index, pid)
+        elif msg[0] == "op":
+            self._record(msg[1])
+            for other, (_, c) in self.workers.items():
+                if other != index:
+                    try:
+                        c.send(msg)
+                    except OSError:
+                        pass  # a dying worker: it is restarted with the state recorded above
+
+    def _record(self, op: tuple) -> None:
+        kind, name, *rest = op
+        if kind in ("load", "unload") and self.loaded is not None:
+            (self.loaded.add if kind == "load" else self.loaded.discard)(name)
+        elif kind == "shm_register":
+            self.regions[name] = tuple(rest)
+        elif kind == "shm_unregister":
+            if name:
+                self.regions.pop(name, None)
+            else:
+                self.regions.clear()
+
+    def _restart(self, index: int) -> bool:
+        proc, conn = self.workers[index]
+        conn.close()
+        self.ready.discard(index)
+        now = time.monotonic()
+        self.restarts = [t for t in self.restarts if now - t < 60] + [now]
+        if len(self.restarts) > RESTARTS_PER_MINUTE:
+            log.error("workers keep dying (%d restarts in a minute): giving up", len(self.restarts))
+            return False
+        log.error("worker %d (pid %s) exited with code %s: starting a new one", index, proc.pid, proc.exitcode)
+        self._spawn(index)
+        return True
+
+    def _stop_all(self) -> None:
+        for proc, _ in self.workers.values():
+            if proc.is_alive():
+                os.kill(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + self.settings.grace + STOP_MARGIN_S
+        for proc, conn in self.workers.values():
+            proc.join(max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                log.error("worker pid %d did not drain in time: killed", proc.pid)
+                proc.kill()
+                proc.join(5)
+            conn.close()
+        log.info("zoo-server stopped")
