@@ -3,7 +3,7 @@
 #
 #   docker build -t zoo-server .                                  # onnxruntime-gpu (falls back to CPU)
 #   docker build -t zoo-server:cpu --build-arg ORT=onnxruntime .  # CPU-only onnxruntime, much smaller
-#   docker run -p 8001:8001 -p 8002:8002 -v $PWD/models:/models:ro zoo-server
+#   docker run -p 8000:8000 -p 8001:8001 -p 8002:8002 -v $PWD/models:/models:ro zoo-server
 #   (or deploy/build-image.sh, which also handles podman/buildah)
 #
 # GPU image: the onnxruntime-gpu wheel needs the CUDA and cuDNN runtime libraries, which
@@ -57,6 +57,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     ZOO_REPOSITORY=/models \
     ZOO_HOST=0.0.0.0 \
     ZOO_PORT=8001 \
+    ZOO_HTTP_PORT=8000 \
     ZOO_METRICS_PORT=8002
 COPY deploy/docker/make-venv.sh /usr/local/bin/make-venv
 COPY --from=builder /dist /tmp/dist
@@ -74,7 +75,7 @@ COPY deploy/docker/healthcheck.py /opt/zoo/healthcheck.py
 # numeric user, so Kubernetes' runAsNonRoot can verify it
 USER 10001:10001
 WORKDIR /opt/zoo
-EXPOSE 8001 8002
+EXPOSE 8000 8001 8002
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["/opt/venv/bin/python", "/opt/zoo/healthcheck.py"]
 # zoo-server only serves what is in /models (flags or ZOO_* variables tune it); it never trains.

@@ -57,7 +57,7 @@ def test_deployment_probes_the_grpc_health_service_and_mounts_models(docs):
     (c,) = pod["containers"]
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert c[probe]["grpc"]["port"] == 8001, probe
-    assert {p["containerPort"] for p in c["ports"]} == {8001, 8002}
+    assert {p["containerPort"] for p in c["ports"]} == {8000, 8001, 8002}
     env = {e["name"]: e["value"] for e in c["env"]}
     assert env["ZOO_REPOSITORY"] == "/models" and env["ZOO_PORT"] == "8001"
     assert {"name": "models", "mountPath": "/models", "readOnly": True} in c["volumeMounts"]
@@ -68,9 +68,9 @@ def test_deployment_probes_the_grpc_health_service_and_mounts_models(docs):
     assert pod["terminationGracePeriodSeconds"] > 10  # longer than the server's default drain
 
 
-def test_service_exposes_grpc_and_metrics_with_scrape_annotations(docs):
+def test_service_exposes_http_grpc_and_metrics_with_scrape_annotations(docs):
     svc = docs[("Service", "zoo-server")]
-    assert {p["port"] for p in svc["spec"]["ports"]} == {8001, 8002}
+    assert {p["port"] for p in svc["spec"]["ports"]} == {8000, 8001, 8002}
     ann = svc["metadata"]["annotations"]
     assert ann["prometheus.io/scrape"] == "true" and ann["prometheus.io/port"] == "8002"
     deployment = docs[("Deployment", "zoo-server")]
@@ -91,7 +91,7 @@ def test_dockerfile_builds_a_serving_only_non_root_image():
     lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     assert "ARG BASE=python:3.11-slim-bookworm" in lines
     assert 'ENTRYPOINT ["/opt/venv/bin/zoo-server"]' in lines
-    assert "USER 10001:10001" in lines and "EXPOSE 8001 8002" in lines
+    assert "USER 10001:10001" in lines and "EXPOSE 8000 8001 8002" in lines
     assert any(ln.startswith("HEALTHCHECK") for ln in lines)
     code = "\n".join(lines).lower()
     assert "torch" not in code and "[train]" not in code and "zoo serve" not in code  # the image never trains
