@@ -18,6 +18,7 @@ from zoo.server.dataplane import DataPlane
 from zoo.server.grpc_api.auth import TokenAuth
 from zoo.server.grpc_api.service import SERVICE, handler
 from zoo.server.grpc_api.servicer import InferenceServicer
+from zoo.server.http_api import HttpServer
 from zoo.server.metrics import Metrics
 from zoo.server.registry import Registry
 from zoo.server.runtime import GpuRequired, provider_notice
@@ -93,9 +94,9 @@ class ZooServer:
         self.port: int | None = None
         self.http_port: int | None = None
         self.metrics_port: int | None = None
-        self._http = None  # zoo.server.http_api.HttpServer when --http-port >= 0
+        self._http: HttpServer | None = None  # when --http-port >= 0
         self._server: grpc.aio.Server | None = None
-        self._stop: asyncio.Event | None = None
+        self._stop = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task] = set()
         self._poller: asyncio.Task | None = None
@@ -127,8 +128,6 @@ class ZooServer:
         self._server = self._grpc_server()
         self.port = bind(self._server, s.host, s.port, _credentials(s))
         if s.http_port >= 0:
-            from zoo.server.http_api import HttpServer
-
             try:
                 self._http = await HttpServer.bind(self.plane, s)
             except OSError as e:

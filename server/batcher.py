@@ -73,10 +73,11 @@ class Batcher:
         self._queued_rows = 0
         self._running = False
         self._closed = False
-        # Made inside the running loop, on first use (an Event binds to the loop that awaits it).
-        self._arrived: asyncio.Event | None = None
-        self._idle: asyncio.Event | None = None
-        self._space: asyncio.Event | None = None  # set whenever the worker takes rows off the queue
+        # asyncio Events bind to the loop that first awaits them, so they can be made here, outside it.
+        self._arrived = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._space = asyncio.Event()  # set whenever the worker takes rows off the queue
         self._worker: asyncio.Task | None = None
 
     @property
@@ -143,8 +144,6 @@ class Batcher:
         return future
 
     def _start(self) -> None:
-        self._arrived, self._idle, self._space = asyncio.Event(), asyncio.Event(), asyncio.Event()
-        self._idle.set()
         self._worker = asyncio.get_running_loop().create_task(self._run(), name=f"batcher-{self._name}")
 
     def _take_batch(self) -> list[_Item]:

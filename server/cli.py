@@ -30,6 +30,12 @@ def _option(name: str, field, default: Any) -> click.Option:
     return click.Option([flag_name(name)], type=kind, default=None, help=help_text + f" [default: {shown}]")
 
 
+def _on_command_line(field) -> bool:
+    """Whether a settings field gets a flag (secrets and internal fields do not)."""
+    extra = field.json_schema_extra
+    return not isinstance(extra, dict) or extra.get("cli", True) is not False
+
+
 def make_command(name: str, settings_cls: type[ServerSettings], help_text: str) -> click.Command:
     """A click command whose options are the fields of settings_cls; running it serves until SIGTERM."""
 
@@ -53,8 +59,8 @@ def make_command(name: str, settings_cls: type[ServerSettings], help_text: str) 
         sys.exit(code)
 
     defaults = settings_cls.model_construct()
-    params = [_option(n, f, getattr(defaults, n)) for n, f in settings_cls.model_fields.items()
-              if (f.json_schema_extra or {}).get("cli", True)]
+    params: list[click.Parameter] = [_option(n, f, getattr(defaults, n)) for n, f in settings_cls.model_fields.items()
+                                     if _on_command_line(f)]
     return click.Command(name, callback=callback, params=params, help=help_text,
                          context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})
 

@@ -81,7 +81,7 @@ class DataPlane:
 
     def statistics(self, name: str = "", version: str = "") -> list[tuple[str, int, VersionStats]]:
         """(name, version, counters) of the asked model and version, or of every loaded version."""
-        out = []
+        out: list[tuple[str, int, VersionStats]] = []
         for n in [name] if name else self.registry.names():
             entry = self.registry.entry(n)
             versions = [self.registry.get(n, version).version] if version else sorted(entry.loaded)

@@ -44,6 +44,7 @@ class Loader:
                     future.set_result(value) if ok else future.set_exception(value)
 
             def target() -> None:
+                value: Any
                 try:
                     ok, value = True, fn(*args)
                 except BaseException as e:  # handed to the awaiting coroutine

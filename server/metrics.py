@@ -8,7 +8,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
@@ -68,7 +68,7 @@ class Metrics:
                               registry=r, multiprocess_mode="livemax")
         self._lock = threading.Lock()  # stats are written from the loop and read by RPCs
         self.stats: dict[tuple[str, int], VersionStats] = {}
-        self._http = None
+        self._http: Any = None  # prometheus-client's WSGI server, once serve_http() ran
 
     def version_stats(self, model: str, version: int) -> VersionStats:
         """The counters of one version (created on first use)."""

@@ -78,7 +78,7 @@ class RepositoryFiles:
     def signature(self, name: str, version: int) -> Signature:
         """stat facts of the version's two files (None for a missing one): equal signatures, unchanged files."""
         folder = self.model_dir(name) / str(version)
-        out = []
+        out: list[tuple | None] = []
         for fname in (METADATA_FILE, MODEL_FILE):
             try:
                 st = os.stat(folder / fname)

@@ -168,8 +168,8 @@ class Registry:
         """(name, version, state, reason) of every version known, and of model folders not loaded."""
         try:
             self._on_disk = set(await self.loader.run("listing the repository", self.files.model_names, timeout_s=SCAN_TIMEOUT_S))
-        except Exception as e:  # the index still answers from what is known
-            log.warning("listing the repository failed: %s", e)
+        except Exception as exc:  # the index still answers from what is known
+            log.warning("listing the repository failed: %s", exc)
         rows = []
         for name in sorted(set(self._models) | self._on_disk):
             e = self._models.get(name)

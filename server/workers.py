@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 from multiprocessing.connection import Connection, wait
+from typing import Any
 
 from zoo.server.settings import ServerSettings
 
@@ -35,7 +36,7 @@ class WorkerLink:
         self.index = index
         self.conn = conn
         self.stats_folder = stats_folder
-        self._server = None
+        self._server: Any = None  # the ZooServer, once started
         self._snapshots: asyncio.Task | None = None
 
     def started(self, server) -> None:
@@ -99,7 +100,7 @@ class Supervisor:
         self.settings = settings
         self.folder = tempfile.mkdtemp(prefix="zoo-workers-")
         self.ctx = multiprocessing.get_context("spawn")
-        self.workers: dict[int, tuple[multiprocessing.Process, Connection]] = {}
+        self.workers: dict[int, tuple[Any, Connection]] = {}  # index -> (process, pipe to it)
         self.loaded: set[str] | None = None  # explicit mode: what every worker serves (None until the first ready)
         self.regions: dict[str, tuple] = {}
         self.stopping = threading.Event()
@@ -159,8 +160,8 @@ class Supervisor:
     def _watch(self, metrics_port: int | None) -> int:
         announced = False
         while not self.stopping.is_set():
-            conns = {conn: i for i, (_, conn) in self.workers.items()}
-            sentinels = {proc.sentinel: i for i, (proc, _) in self.workers.items()}
+            conns: dict[Any, int] = {conn: i for i, (_, conn) in self.workers.items()}
+            sentinels: dict[Any, int] = {proc.sentinel: i for i, (proc, _) in self.workers.items()}
             for ready in wait(list(conns) + list(sentinels), timeout=0.2):
                 if ready in conns:
                     self._on_message(conns[ready])
@@ -225,7 +226,7 @@ class Supervisor:
 
     def _stop_all(self) -> None:
         for proc, _ in self.workers.values():
-            if proc.is_alive():
+            if proc.is_alive() and proc.pid is not None:
                 os.kill(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + self.settings.grace + STOP_MARGIN_S
         for proc, conn in self.workers.values():

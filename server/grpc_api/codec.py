@@ -82,7 +82,7 @@ def encode(result: InferenceResult, shm: SharedMemory | None = None, targets: di
     for name, arr in result.outputs.items():
         out = resp.outputs.add(name=name, datatype=DATATYPES[arr.dtype], shape=arr.shape)
         target = targets.get(name) if targets else None
-        if target is not None:
+        if target is not None and shm is not None:
             shm.write(target, arr)
             out.parameters["shared_memory_region"].string_param = target.region
             out.parameters["shared_memory_byte_size"].int64_param = arr.nbytes

@@ -13,6 +13,7 @@ from zoo.core import contract
 from zoo.proto import grpc_service_pb2 as pb
 from zoo.server.dataplane import DataPlane
 from zoo.server.errors import NotAllowed
+from zoo.server.inference import InferenceCall
 from zoo.server.grpc_api import codec
 from zoo.server.grpc_api.service import BadMessage
 from zoo.server.grpc_api.status import status_for
@@ -88,7 +89,7 @@ class InferenceServicer:
         if isinstance(request, BadMessage):
             raise request.error()
         shm = self.plane.shm
-        call = None
+        call: InferenceCall | None = None
 
         def decode(card):
             nonlocal call
@@ -96,6 +97,7 @@ class InferenceServicer:
             return call
 
         result = await self.plane.infer(request.model_name, request.model_version, decode)
+        assert call is not None  # decode ran: infer() succeeded
         return codec.encode(result, shm, call.extra.get(codec.SHM_OUTPUTS))
 
     # system shared memory (clients on this host only)

@@ -61,6 +61,7 @@ def evaluate(name, version, repository, data_file, target, plot) -> None:
             if not target:
                 fail("--data needs --target COLUMN")
             X, names, raw = read_rows(data_file, target)
+            assert raw is not None  # a target was named
             X, y = align_features(X, names, card, data_file), encode_labels(raw, card, data_file)
             source = data_file
             overlap, why = training_overlap(card, X)

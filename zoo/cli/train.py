@@ -176,5 +176,6 @@ def bootstrap(repository, runs_dir) -> None:
         return
     for name in missing:
         path = train_and_save(name, origin.load(origin.of_recipe(name)), TrainConfig(**get_recipe(name).defaults), runs_dir, quiet=True)
+        assert path is not None  # bootstrap runs in one process, never as a torchrun rank
         result = export_run(load_run(path), repository, name=name)
         click.echo(f"exported {name} v{result.version} -> {result.path}")

@@ -32,8 +32,8 @@ CONFIG_VERSION = "version"
 CONFIG_EXECUTION_PROVIDER = "execution_provider"
 
 # KServe v2 datatypes of the tensors zoo exchanges, little-endian on the wire.
-NUMPY_DTYPES = {"FP32": np.dtype("<f4"), "INT64": np.dtype("<i8")}
-DATATYPES = {np.dtype(np.float32): "FP32", np.dtype(np.int64): "INT64"}
+NUMPY_DTYPES: dict[str, np.dtype] = {"FP32": np.dtype("<f4"), "INT64": np.dtype("<i8")}
+DATATYPES: dict[np.dtype, str] = {np.dtype(np.float32): "FP32", np.dtype(np.int64): "INT64"}
 
 
 @dataclass(frozen=True)

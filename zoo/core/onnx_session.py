@@ -8,6 +8,7 @@ import functools
 import io
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ def gpu_wanted() -> bool:
 class Session:
     """An onnxruntime InferenceSession and the provider that really runs it."""
 
-    session: object
+    session: Any  # onnxruntime.InferenceSession (onnxruntime ships no type information)
     provider: str
 
     @property

@@ -288,7 +288,8 @@ def _read_csv_fast(path: Path, targets: list[str], delimiter: str, dtype):
     # Filled in place, batch by batch: no list of blocks and no concatenated copy of the whole file.
     bound = _max_records(path)
     X = np.empty((bound, len(f_idx)), dtype=dtype)
-    codes, seen = [np.empty(bound, dtype=np.int32) for _ in t_idx], [{} for _ in t_idx]
+    codes = [np.empty(bound, dtype=np.int32) for _ in t_idx]
+    seen: list[dict[str, int]] = [{} for _ in t_idx]
     n = 0
     try:
         for batch in _arrow_batches(path, delimiter, raw, f_idx, t_idx):
@@ -379,7 +380,8 @@ def _read_csv_careful(path: Path, targets: list[str], delimiter: str, dtype):
             header = [h.strip() for h in first[1]]
             t_idx, f_idx = _columns(path, header, targets)
             # Compact as it goes (8 bytes a value, a code per label) rather than a Python object per cell.
-            values, seen, codes = array("d"), [{} for _ in t_idx], [array("q") for _ in t_idx]
+            values, codes = array("d"), [array("q") for _ in t_idx]
+            seen: list[dict[str, int]] = [{} for _ in t_idx]
             for line, row in itertools.chain([second], records):
                 row_labels = _check_row(path, header, f_idx, t_idx, line, row, values)
                 for s, c, lab in zip(seen, codes, row_labels):

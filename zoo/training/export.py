@@ -48,7 +48,7 @@ class DecisionGraph(nn.Module):
         label = torch.where(top_set, k, torch.full_like(k, -1))
         if self.task == "multilabel":
             return p, (p >= t).float(), label
-        one_hot = (self.classes.unsqueeze(0) == k.unsqueeze(1)) & top_set.unsqueeze(1)
+        one_hot = (self.get_buffer("classes").unsqueeze(0) == k.unsqueeze(1)) & top_set.unsqueeze(1)
         return p, one_hot.float(), label
 
 
@@ -86,7 +86,7 @@ def parity_report(graph: DecisionGraph, onnx_path: Path, X: np.ndarray, threshol
     oh_alone = np.concatenate([a[1] for a in alone])
     task = graph.task
     max_diff = float(np.abs(p_t - p_o).max()) if len(X) else 0.0
-    report = {
+    report: dict = {
         "rows": int(len(X)),
         "max_abs_diff_probabilities": max_diff,
         "tolerance": PARITY_TOLERANCE,

@@ -85,7 +85,8 @@ class MLP(nn.Module):
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """Raw features -> the scale the layers were trained on."""
-        return (x - self.mean) / self.std
+        mean, std = self.get_buffer("mean"), self.get_buffer("std")
+        return (x - mean) / std
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits for raw (un-normalised) features."""
