@@ -5,9 +5,9 @@ and a request waits, and takes every waiting request in arrival order up to max_
 max_queue_delay > 0 it first waits until its oldest request is that old, or the batch is full). While one batch
 runs, newcomers queue, so the busier the model, the bigger its batches; a lone request never waits.
 
-Where a batch runs is fixed by its size alone: batches of at most `inline_values` numbers run on the event loop
-(tens of microseconds: cheaper than two thread hand-offs), larger ones on the model's own thread, so the loop keeps
-accepting requests while they compute.
+Where a batch runs is fixed by its size: batches of at most `inline_rows` rows run on the event loop (the
+registry sets that from the model's measured cost, so they take microseconds: cheaper than two thread hand-offs),
+larger ones on the model's own thread, so the loop keeps accepting requests, which queue for the next batch.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class Batcher:
         max_batch_size: int = 1024,
         max_queue_delay_us: int = 0,
         max_queue_rows: int = 65536,
-        inline_values: int = 0,
+        inline_rows: int = 0,
         on_batch: Callable[[BatchReport], None] | None = None,
         name: str = "model",
     ):
@@ -64,7 +64,7 @@ class Batcher:
         self.max_batch_size = max_batch_size
         self.max_queue_delay_s = max_queue_delay_us / 1e6
         self.max_queue_rows = max(max_queue_rows, max_batch_size)
-        self.inline_values = inline_values
+        self.inline_rows = inline_rows
         self._on_batch = on_batch
         self._name = name
         # One thread per model: onnxruntime parallelises inside a call, and one batch at a time keeps order simple.
@@ -198,7 +198,7 @@ class Batcher:
         x = batch[0].rows if len(batch) == 1 else np.concatenate([i.rows for i in batch])
         self._running = True
         try:
-            out = self._call(x) if x.size <= self.inline_values else await loop.run_in_executor(self._executor, self._call, x)
+            out = self._call(x) if len(x) <= self.inline_rows else await loop.run_in_executor(self._executor, self._call, x)
             ok = True
         except Exception as e:
             ok = False

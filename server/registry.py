@@ -26,7 +26,7 @@ from zoo.server.settings import ServerSettings
 
 log = logging.getLogger(__name__)
 
-INLINE_VALUES = 16384  # CPU batches of at most this many numbers run on the event loop (tens of microseconds)
+INLINE_BUDGET_S = 100e-6  # a batch may hold the event loop this long (about a third of one request's gRPC cost)
 LOADER_THREADS = 4
 SCAN_TIMEOUT_S = 10.0  # listing a folder or stat-ing a version's files
 
@@ -336,13 +336,15 @@ class Registry:
         s, card = self.settings, files.card
         model = OnnxModel(files.model, card, intra_op_threads=s.intra_op_threads, require_gpu=s.require_gpu)
         model.selfcheck()
+        # GPU calls wait on the device, and a costly model would stall every connection: only a batch the model
+        # answers within the budget (measured now, on the self-check rows) runs on the event loop.
+        inline_rows = 0 if model.on_gpu else model.rows_within(INLINE_BUDGET_S, s.max_batch_size)
         batcher = Batcher(
             model.predict,
             max_batch_size=s.max_batch_size,
             max_queue_delay_us=s.max_queue_delay_us,
             max_queue_rows=s.queue_rows,
-            # GPU calls wait on the device: keep them off the loop.
-            inline_values=0 if model.on_gpu else INLINE_VALUES,
+            inline_rows=inline_rows,
             on_batch=self.metrics.batch_hook(card.name, card.version),
             name=f"{card.name}-v{card.version}",
         )

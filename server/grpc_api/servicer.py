@@ -12,7 +12,8 @@ import grpc
 from zoo.core import contract
 from zoo.proto import grpc_service_pb2 as pb
 from zoo.server.dataplane import DataPlane
-from zoo.server.errors import NotAllowed
+from zoo.core.repository import shown
+from zoo.server.errors import InvalidInput, NotAllowed, NotFound
 from zoo.server.inference import InferenceCall
 from zoo.server.grpc_api import codec
 from zoo.server.grpc_api.service import BadMessage
@@ -117,6 +118,22 @@ class InferenceServicer:
     async def SystemSharedMemoryUnregister(self, request, context):
         self.plane.unregister_region(request.name)
         return pb.SystemSharedMemoryUnregisterResponse()
+
+    # CUDA shared memory: none is ever registered, so status is empty and unregistering all succeeds (clients
+    # such as perf_analyzer clean both kinds up); registering one is refused.
+
+    async def CudaSharedMemoryStatus(self, request, context):
+        if request.name:
+            raise NotFound(f"no CUDA shared-memory region {shown(request.name)} is registered")
+        return pb.CudaSharedMemoryStatusResponse()
+
+    async def CudaSharedMemoryRegister(self, request, context):
+        raise InvalidInput("this server has no CUDA shared memory; use system shared memory (SystemSharedMemoryRegister)")
+
+    async def CudaSharedMemoryUnregister(self, request, context):
+        if request.name:
+            raise NotFound(f"no CUDA shared-memory region {shown(request.name)} is registered")
+        return pb.CudaSharedMemoryUnregisterResponse()
 
     async def ModelStreamInfer(self, request_iterator, context):
         """Each request is decoded and queued as it arrives; answers go back as they finish, each with its id.

@@ -122,10 +122,39 @@ def metric(text: str, name: str, **labels) -> float | None:
     return None
 
 
+class HeldModel:
+    """A loaded model whose calls wait at a gate: requests queue behind it, whatever the machine's timing."""
+
+    def __init__(self, srv: "ThreadServer", model: str):
+        self.batcher = srv.server.registry.get(model).batcher
+        self.entered, self.gate = threading.Event(), threading.Event()
+        self._real = self.batcher.predict
+
+    def __enter__(self) -> "HeldModel":
+        def gated(rows):
+            self.entered.set()
+            assert self.gate.wait(120), "the test never released the model"
+            return self._real(rows)
+
+        # On the model's thread, not the event loop: the loop must keep taking requests while the gate is shut.
+        self.batcher.predict, self.batcher.inline_rows = gated, 0
+        return self
+
+    def wait_held(self) -> None:
+        """Block until a batch is inside the model, held."""
+        wait_until(self.entered.is_set, "a batch to be held in the model")
+
+    def release(self) -> None:
+        self.gate.set()
+
+    def __exit__(self, *exc) -> None:
+        self.gate.set()
+
+
 def settings_for(repo: Path, **overrides):
     from zoo.server.settings import ServerSettings
 
-    values = dict(repository=str(repo), host="127.0.0.1", port=0, http_port=-1, metrics_port=0, grace=5.0)
+    values = dict(repository=str(repo), host="127.0.0.1", port=0, http_port=0, metrics_port=0, grace=5.0)
     values.update(overrides)
     return ServerSettings(**values)
 
@@ -165,7 +194,7 @@ def reference(repo: Path, model: str, version: int, x: np.ndarray) -> dict[str, 
 def start_subprocess_server(repo: Path, *extra: str, env: dict | None = None, metrics: bool = False):
     """`python -m zoo.server` on port 0; returns (process, port, stderr lines so far[, metrics port]) once it listens."""
     cmd = [sys.executable, "-m", "zoo.server", "--repository", str(repo), "--host", "127.0.0.1", "--port", "0",
-           "--metrics-port", "0" if metrics else "-1", "--http-port", "-1", *extra]
+           "--metrics-port", "0" if metrics else "-1", "--http-port", "0", *extra]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
     port, metrics_port, lines = wait_until_listening(proc)
     return (proc, port, lines, metrics_port) if metrics else (proc, port, lines)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tests.integration.server.server_helpers import (
-    ThreadServer, decode_response, infer_request, reference, rows_for, settings_for, wait_until,
+    HeldModel, ThreadServer, decode_response, infer_request, reference, rows_for, settings_for, wait_until,
 )
 
 from zoo.core import decision, repository
@@ -199,25 +199,16 @@ def test_concurrent_callers_each_get_their_own_rows(server, served_repo):
 
 def test_requests_waiting_for_a_busy_model_merge_into_one_batch_and_statistics_show_it(model_repo):
     srv = ThreadServer(settings_for(model_repo)).start()
-    batcher = srv.server.registry.get("iris").batcher
-    gate, entered, real = threading.Event(), threading.Event(), batcher.predict
-
-    def gated(rows):
-        entered.set()
-        assert gate.wait(60)
-        return real(rows)
-
-    batcher.predict, batcher.inline_values = gated, 0
     x_all = rows_for(model_repo, "iris", 8 * 3, seed=11)
     want = reference(model_repo, "iris", 2, x_all)["probabilities"]
     try:
-        with grpc.insecure_channel(srv.address) as ch:
+        with HeldModel(srv, "iris") as held, grpc.insecure_channel(srv.address) as ch:
             stub = pb_grpc.GRPCInferenceServiceStub(ch)
             calls = [stub.ModelInfer.future(infer_request("iris", x_all[:3]), timeout=60)]
-            wait_until(entered.is_set, "the first batch to be held in the model")
+            held.wait_held()
             calls += [stub.ModelInfer.future(infer_request("iris", x_all[3 * i:3 * i + 3]), timeout=60) for i in range(1, 8)]
-            wait_until(lambda: batcher.queued_rows == 21, "seven requests queued behind the busy model")
-            gate.set()
+            wait_until(lambda: held.batcher.queued_rows == 21, "seven requests queued behind the busy model")
+            held.release()
             for i, c in enumerate(calls):
                 np.testing.assert_allclose(decode_response(c.result())["probabilities"], want[3 * i:3 * i + 3], atol=1e-6)
             s = stub.ModelStatistics(pb.ModelStatisticsRequest(name="iris", version="2")).model_stats[0]
@@ -228,5 +219,4 @@ def test_requests_waiting_for_a_busy_model_merge_into_one_batch_and_statistics_s
         assert 'provider="' in _metric(srv, "zoo_model_provider")
         assert float(_metric(srv, 'zoo_requests_total{model="iris",version="2"}').split()[-1]) == 8
     finally:
-        gate.set()
         srv.stop()

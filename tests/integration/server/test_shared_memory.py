@@ -130,3 +130,12 @@ def test_shared_memory_is_off_unless_allowed(model_repo, region):
         c.close()
     finally:
         srv.stop()
+
+
+def test_cuda_shared_memory_cleanup_succeeds_and_registering_is_refused(client):
+    # perf_analyzer and tritonclient clean up both kinds of region; a CPU server has no CUDA ones.
+    client.unregister_cuda_shared_memory()
+    assert client.get_cuda_shared_memory_status(as_json=True).get("regions", {}) == {}
+    with pytest.raises(tc.InferenceServerException) as e:
+        client.register_cuda_shared_memory("gpu", b"\0" * 64, 0, 64)
+    assert e.value.status() == "StatusCode.INVALID_ARGUMENT" and "system shared memory" in e.value.message()

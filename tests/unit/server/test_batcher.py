@@ -270,7 +270,7 @@ def test_close_past_its_timeout_fails_what_is_left_instead_of_hanging():
 def test_small_batches_run_on_the_loop_and_large_ones_on_the_model_thread():
     async def main():
         predict = Recorder()
-        b = Batcher(predict, max_batch_size=64, inline_values=20)
+        b = Batcher(predict, max_batch_size=64, inline_rows=10)
         assert (await b.submit(rows(0, 1)))["id"].tolist() == [0]  # 2 values: on the loop
         assert (await b.submit(rows(100, 50)))["id"].tolist() == list(range(100, 150))  # 100 values: the thread
         await b.close()

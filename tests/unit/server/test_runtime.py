@@ -117,3 +117,11 @@ def test_require_gpu_without_cuda_raises_gpu_required_naming_the_provider(iris, 
     monkeypatch.setattr(runtime, "_cuda_usable", runtime._cuda_usable)  # put the process-wide memo back afterwards
     with pytest.raises(GpuRequired, match=f"iris v1 runs on {CPU}, but --require-gpu is set"):
         OnnxModel(iris[1], iris[0], require_gpu=True)
+
+
+def test_rows_within_a_budget_follow_the_models_cost(iris):
+    card, data = iris
+    model = OnnxModel(data, card)
+    assert model.rows_within(1e-9, 1024) == 0  # nothing answers in a nanosecond
+    assert model.rows_within(10.0, 1024) == 1024  # ten seconds: the whole batch cap
+    assert 1 <= model.rows_within(1e-3, 1024) <= 1024
