@@ -22,7 +22,7 @@ serve: setup  ## fill ./models with the default zoo if it lacks it, then serve i
 test: setup
 	$(BIN)/python -m pytest
 
-bench: setup
+bench: setup  ## training bench, then the serving bench (every serving goal, 3 rounds, ~20 min; rewrites "## Serving" in bench/RESULTS.md)
 	$(BIN)/python bench/train_bench.py
 	$(BIN)/python bench/serve_bench.py
 

@@ -1,7 +1,7 @@
 """The floor of a Python grpc.aio server: ModelInfer answers a cached, pre-built response; no model, no batcher.
 
-Started by serve_bench.py --floor to show how much of zoo's per-request cost is grpc.aio itself.
-Prints "listening on 127.0.0.1:PORT" on stderr once up; runs until SIGTERM.
+Started by bench/serving/targets.py (goal F) to show how much of zoo's per-request cost is grpc.aio itself.
+Binds --port (default 0: any free port) and prints "listening on 127.0.0.1:PORT" with the port it got; runs until SIGTERM.
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""The serving benchmark's pieces: targets (server control), load (load generators), plan, runner, report."""
