@@ -65,56 +65,57 @@ def _shape(shape: Sequence[int]) -> str:
 
 def decode_rows(inputs: Sequence[InputTensor], card: ModelCard) -> np.ndarray:
     """The request's rows as a C-contiguous FP32 [N, F] array; raises InvalidInput saying what was wrong."""
-    want = expected(card)
     if len(inputs) != 1:
         names = [t.name for t in inputs]
-        raise InvalidInput(f"{want} as one input named {INPUT_NAME!r}; got {len(names)} inputs {names}")
+        raise InvalidInput(f"{expected(card)} as one input named {INPUT_NAME!r}; got {len(names)} inputs {names}")
     tensor = inputs[0]
     if tensor.name != INPUT_NAME:
-        raise InvalidInput(f"{want} as input {INPUT_NAME!r}; got input {tensor.name!r}")
+        raise InvalidInput(f"{expected(card)} as input {INPUT_NAME!r}; got input {tensor.name!r}")
     if tensor.datatype != "FP32":
-        raise InvalidInput(f"{want}; got datatype {tensor.datatype or '(none)'}: send float32 values")
-    shape = list(tensor.shape)
+        raise InvalidInput(f"{expected(card)}; got datatype {tensor.datatype or '(none)'}: send float32 values")
+    shape = tensor.shape
     f = card.num_features
-    if len(shape) == 1 and shape[0] == f:
-        raise InvalidInput(f"{want}; got {_shape(shape)}: add the batch dimension")
-    if len(shape) != 2 or shape[1] != f:
-        raise InvalidInput(f"{want}; got {_shape(shape)}")
+    if len(shape) != 2 or shape[1] != f or shape[0] <= 0:
+        raise InvalidInput(_shape_problem(card, list(shape)))
     n = shape[0]
-    if n <= 0:
-        raise InvalidInput(f"{want}; got {_shape(shape)}: send at least one row")
     if tensor.raw is not None:
         need = n * f * 4
         if len(tensor.raw) != need:
-            raise InvalidInput(f"{want}; shape {_shape(shape)} needs {need} bytes of FP32, got {len(tensor.raw)} bytes")
+            raise InvalidInput(f"{expected(card)}; shape {_shape(shape)} needs {need} bytes of FP32, got {len(tensor.raw)} bytes")
         x = np.frombuffer(tensor.raw, dtype=FP32).reshape(n, f)
     else:
         values = tensor.values if tensor.values is not None else ()
         if len(values) != n * f:
-            raise InvalidInput(f"{want}; shape {_shape(shape)} needs {n * f} values, got {len(values)}")
+            raise InvalidInput(f"{expected(card)}; shape {_shape(shape)} needs {n * f} values, got {len(values)}")
         try:
             # An array of strings, booleans or objects (JSON data) would convert without complaint: refuse it here.
             if getattr(values, "dtype", FP32).kind not in "iuf":
                 raise TypeError
             x = np.asarray(values, dtype=np.float32).reshape(n, f)
         except (TypeError, ValueError):
-            raise InvalidInput(f"{want}; got values that are not numbers") from None
+            raise InvalidInput(f"{expected(card)}; got values that are not numbers") from None
     check_finite(x, card)
     return x
 
 
+def _shape_problem(card: ModelCard, shape: list[int]) -> str:
+    """What is wrong with an input shape, in words."""
+    want = expected(card)
+    if len(shape) == 1 and shape[0] == card.num_features:
+        return f"{want}; got {_shape(shape)}: add the batch dimension"
+    if len(shape) == 2 and shape[1] == card.num_features:
+        return f"{want}; got {_shape(shape)}: send at least one row"
+    return f"{want}; got {_shape(shape)}"
+
+
 def check_finite(x: np.ndarray, card: ModelCard) -> None:
     """InvalidInput naming the first row holding NaN or Inf."""
-    # A finite sum proves every value finite (NaN and Inf propagate), in one vectorised pass and no temporary
-    # mask; only a non-finite sum (bad input, or an overflow of huge values) pays for the full check.
-    with np.errstate(over="ignore", invalid="ignore"):
-        total = x.sum()
-    if np.isfinite(total):
+    # isfinite().all() is as fast as a sum at every size measured (1 to 1,024 rows of 784) and, unlike a sum,
+    # cannot overflow on huge finite values, so no floating-point error state needs managing.
+    if np.isfinite(x).all():
         return
-    bad = ~np.isfinite(x)
-    if bad.any():
-        row, col = np.argwhere(bad)[0]
-        raise InvalidInput(f"row {row} holds {x[row, col]} in {card.feature_names[col]}: inputs must be finite numbers")
+    row, col = np.argwhere(~np.isfinite(x))[0]
+    raise InvalidInput(f"row {row} holds {x[row, col]} in {card.feature_names[col]}: inputs must be finite numbers")
 
 
 def parse_threshold(parameters: dict[str, Any]) -> float | None:
@@ -153,9 +154,7 @@ def make_call(card: ModelCard, inputs: Sequence[InputTensor], requested: Sequenc
 def finish(call: InferenceCall, outputs: dict[str, np.ndarray], card: ModelCard) -> dict[str, np.ndarray]:
     """Step 3: the requested outputs; one_hot and label are recomputed for a threshold other than the default."""
     p = outputs[PROBABILITIES]
-    with np.errstate(over="ignore", invalid="ignore"):
-        finite = np.isfinite(p.sum())
-    if not finite:
+    if not np.isfinite(p).all():
         rows = np.flatnonzero(~np.isfinite(p).all(axis=1))
         shown = ", ".join(map(str, rows[:10])) + (f" and {len(rows) - 10} more" if len(rows) > 10 else "")
         raise InvalidInput(f"row(s) {shown} overflow the model: its probabilities are not finite numbers; "

@@ -68,6 +68,7 @@ class Metrics:
                               registry=r, multiprocess_mode="livemax")
         self._lock = threading.Lock()  # stats are written from the loop and read by RPCs
         self.stats: dict[tuple[str, int], VersionStats] = {}
+        self._bound: dict[tuple[str, int | None], tuple] = {}  # (model, version) -> its request metrics' children
         self._http: Any = None  # prometheus-client's WSGI server, once serve_http() ran
 
     def version_stats(self, model: str, version: int) -> VersionStats:
@@ -78,11 +79,12 @@ class Metrics:
     def batch_hook(self, model: str, version: int):
         """A Batcher on_batch callback recording one version's batches."""
         stats = self.version_stats(model, version)
+        batch_size, queue_time = self.batch_size.labels(model), self.queue_time.labels(model)  # bound once, not per batch
 
         def record(report: BatchReport) -> None:
-            self.batch_size.labels(model).observe(report.rows)
+            batch_size.observe(report.rows)
             for q in report.queue_s:
-                self.queue_time.labels(model).observe(q)
+                queue_time.observe(q)
             ns = int(report.compute_s * 1e9)
             with self._lock:
                 stats.queue_count += len(report.queue_s)
@@ -99,14 +101,17 @@ class Metrics:
 
     def request_done(self, model: str, version: int | None, rows: int, seconds: float, code: str | None) -> None:
         """Record one finished ModelInfer (code None = success)."""
-        v = str(version) if version is not None else ""
-        self.requests.labels(model, v).inc()
-        self.latency.labels(model).observe(seconds)
+        bound = self._bound.get((model, version))
+        if bound is None:  # label lookups cost microseconds: once per version, not per request
+            v = str(version) if version is not None else ""
+            bound = self._bound[(model, version)] = (self.requests.labels(model, v), self.latency.labels(model))
+        bound[0].inc()
+        bound[1].observe(seconds)
         if code is not None:
-            self.failures.labels(model, v, code).inc()
+            self.failures.labels(model, str(version) if version is not None else "", code).inc()
         if version is None:
             return
-        stats = self.version_stats(model, version)
+        stats = self.stats.get((model, version)) or self.version_stats(model, version)
         with self._lock:
             if code is None:
                 stats.success_count += 1

@@ -55,7 +55,8 @@ def decode(request: pb.ModelInferRequest, card: ModelCard, shm: SharedMemory | N
     """Step 1 for gRPC: the request checked against the model's card."""
     params = parameters(request.parameters) if request.parameters else {}
     call = make_call(card, inputs(request, shm), [o.name for o in request.outputs], params, request.id)
-    targets = {o.name: t for o in request.outputs if o.parameters and (t := parse_target(parameters(o.parameters), o.name))}
+    targets = {o.name: t for o in request.outputs if o.parameters and (t := parse_target(parameters(o.parameters), o.name))} \
+        if request.outputs else None
     if targets:
         if shm is None:
             raise InvalidInput("this server does not take shared-memory outputs")

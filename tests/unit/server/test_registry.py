@@ -20,7 +20,7 @@ from zoo.core import repository
 from zoo.core.repository import METADATA_FILE, MODEL_FILE
 from zoo.server.errors import ControlDisabled, InvalidInput, ModelNotFound, ModelNotReady
 from zoo.server.metrics import Metrics
-from zoo.server.registry import INLINE_VALUES, Registry
+from zoo.server.registry import Registry
 from zoo.server.settings import ServerSettings
 
 HANG_GUARD_S = 60  # only ever reached if something hangs: a failure, not a timing assumption
@@ -103,8 +103,8 @@ async def wait_event(event: threading.Event) -> None:
 
 
 def threaded_rows(exported_repo: Path) -> np.ndarray:
-    """Enough iris rows that their batch runs on the model's thread, not on the loop (so a gate can hold it)."""
-    return rows_for(exported_repo, "iris", INLINE_VALUES // 4 + 1)
+    """A few iris rows for a gated batch (the test sets inline_rows = 0 so it runs on the model's thread)."""
+    return rows_for(exported_repo, "iris", 8)
 
 
 # start, per model control mode
@@ -278,6 +278,7 @@ def test_poll_retires_a_deleted_version_after_draining_its_request_in_flight(rep
         async with started(repo, model_control_mode="poll", max_batch_size=len(x)) as reg:
             v2 = reg.get("iris", "2")
             gated = v2.batcher.predict = GatedPredict(v2.batcher.predict)
+            v2.batcher.inline_rows = 0  # on the model's thread: the gate must not hold the loop
             in_flight = asyncio.create_task(v2.batcher.submit(x))
             await wait_event(gated.entered)
             shutil.rmtree(repo / "iris" / "2")
@@ -426,6 +427,7 @@ def test_close_drains_running_and_queued_requests_then_refuses_new_ones(repo, ex
         await reg.start()
         lv = reg.get("iris")
         gated = lv.batcher.predict = GatedPredict(lv.batcher.predict)
+        lv.batcher.inline_rows = 0  # on the model's thread: the gate must not hold the loop
         running = asyncio.create_task(lv.batcher.submit(x))
         await wait_event(gated.entered)
         queued = asyncio.create_task(lv.batcher.submit(small))
