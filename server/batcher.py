@@ -1,9 +1,10 @@
 """Dynamic batching: merge concurrent requests for one model into calls of a plain predict function.
 
-Knows nothing of gRPC, HTTP or ONNX. The rule, in one sentence: a batch starts as soon as the model is free
-and a request waits, and takes every waiting request in arrival order up to max_batch_size rows (with
-max_queue_delay > 0 it first waits until its oldest request is that old, or the batch is full). While one batch
-runs, newcomers queue, so the busier the model, the bigger its batches; a lone request never waits.
+Knows nothing of gRPC, HTTP or ONNX. The rule: when the model is free and a request waits, a batch takes every
+waiting request in arrival order, up to max_batch_size rows, once as many requests wait as the previous batch
+held (or the batch is full, or its oldest request has waited max_queue_delay). A lone caller therefore never
+waits, and callers that come in groups are served in groups: each model call then answers many requests, which
+matters because a call costs far more inside a busy server than its compute (bench/RESULTS.md).
 
 Where a batch runs is fixed by its size: batches of at most `inline_rows` rows run on the event loop (the
 registry sets that from the model's measured cost, so they take microseconds: cheaper than two thread hand-offs),
@@ -71,6 +72,7 @@ class Batcher:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"batch-{name}")
         self._queue: deque[_Item] = deque()
         self._queued_rows = 0
+        self._expected = 1  # requests the last batch held: how many the next one waits for
         self._running = False
         self._closed = False
         # asyncio Events bind to the loop that first awaits them, so they can be made here, outside it.
@@ -177,12 +179,13 @@ class Batcher:
             batch = self._take_batch()
             self._space.set()
             if batch:
+                self._expected = len(batch)
                 await self._execute(loop, batch)
 
     async def _wait_to_fill(self) -> None:
-        """The optional delay: until the oldest waiting request is max_queue_delay old, or the batch is full."""
+        """Wait until as many requests wait as the last batch held, the batch is full, or the oldest is max_queue_delay old."""
         deadline = self._queue[0].enqueued + self.max_queue_delay_s
-        while not self._closed and self._queued_rows < self.max_batch_size:
+        while not self._closed and self._queued_rows < self.max_batch_size and len(self._queue) < self._expected:
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
                 return

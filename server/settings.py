@@ -48,7 +48,8 @@ class ServerSettings(BaseSettings):
     allow_shared_memory: bool = Field(False, description="let clients on this host register system shared memory for tensors")
     max_batch_size: int = Field(DEFAULT_BATCHING.max_batch_size, ge=1, description="rows per model call; larger requests are split")
     max_queue_delay_us: int = Field(
-        DEFAULT_BATCHING.max_queue_delay_us, ge=0, description="extra wait for a batch to fill (0: a batch starts when the model is free)"
+        DEFAULT_BATCHING.max_queue_delay_us, ge=0,
+        description="longest a batch waits for as many requests as the previous batch held (a lone caller never waits; 0: never wait)"
     )
     max_queue_rows: int = Field(0, ge=0, description="rows queued per model before RESOURCE_EXHAUSTED (0: 64 x max batch size)")
     intra_op_threads: int = Field(1, ge=0, description="onnxruntime threads per model call (0: one per core)")

@@ -41,7 +41,9 @@ class Batching:
     """Dynamic batching settings, shared by the server and the config.pbtxt written at export."""
 
     max_batch_size: int = 1024  # rows per model call; larger requests are split, not refused
-    max_queue_delay_us: int = 0  # extra wait for a batch to fill; 0: a batch starts as soon as the model is free
+    # Longest a batch waits for the company the previous batch had (a lone caller never waits); Triton, reading
+    # config.pbtxt, waits this long for any batch.
+    max_queue_delay_us: int = 2000
 
 
 DEFAULT_BATCHING = Batching()

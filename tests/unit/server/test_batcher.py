@@ -104,20 +104,69 @@ def test_request_larger_than_the_cap_is_split_and_reassembled():
     np.testing.assert_array_equal(out["id"], np.arange(10))
 
 
-def test_with_a_queue_delay_a_batch_waits_until_it_is_full():
+HOUR_US = 3_600_000_000  # a queue delay no test can outlast: whatever runs, runs because the rule says so
+
+
+def test_a_lone_caller_never_waits_for_company():
     async def main():
         predict = Recorder()
-        b = Batcher(predict, max_batch_size=4, max_queue_delay_us=3_600_000_000)  # an hour: only a full batch runs
-        a = asyncio.ensure_future(b.submit(rows(0, 2)))
-        await asyncio.sleep(0)
-        c = asyncio.ensure_future(b.submit(rows(10, 2)))
-        outs = await asyncio.gather(a, c)
+        b = Batcher(predict, max_batch_size=64, max_queue_delay_us=HOUR_US)
+        outs = [await b.submit(rows(i, 1)) for i in range(5)]  # one at a time: each would hang an hour if it waited
         await b.close()
         return predict, outs
 
-    predict, (a, c) = run(main())
-    assert predict.calls == [4]
-    assert list(a["id"]) == [0, 1] and list(c["id"]) == [10, 11]
+    predict, outs = run(main())
+    assert predict.calls == [1, 1, 1, 1, 1]
+    assert [list(o["id"]) for o in outs] == [[i] for i in range(5)]
+
+
+def test_after_a_batch_of_three_the_next_batch_waits_for_three_requests():
+    async def main():
+        predict = Recorder(threading.Event())
+        b = Batcher(predict, max_batch_size=64, max_queue_delay_us=HOUR_US)
+        await _after_a_batch_of_three(b, predict)  # the model has seen company of three
+        second = [asyncio.ensure_future(b.submit(rows(100, 1))), asyncio.ensure_future(b.submit(rows(200, 1)))]
+        for _ in range(10):
+            await asyncio.sleep(0)
+        held = list(predict.calls)  # two of three are waiting: nothing ran
+        third = asyncio.ensure_future(b.submit(rows(300, 1)))
+        outs = await asyncio.gather(*second, third)
+        await b.close()
+        return predict, held, outs
+
+    predict, held, outs = run(main())
+    assert held == [1, 3]
+    assert predict.calls == [1, 3, 3]
+    assert [list(o["id"]) for o in outs] == [[100], [200], [300]]
+
+
+async def _after_a_batch_of_three(b: Batcher, predict: Recorder) -> None:
+    """Run batches [1] and [3] through b, so that the next batch expects three requests."""
+    first = asyncio.ensure_future(b.submit(rows(0, 1)))
+    await running(predict)
+    group = [asyncio.ensure_future(b.submit(rows(10 * i, 1))) for i in range(1, 4)]
+    await asyncio.sleep(0)
+    predict.gate.set()
+    await asyncio.gather(first, *group)
+
+
+@pytest.mark.parametrize("delay_us, rows_sent, calls", [
+    (HOUR_US, 4, [1, 3, 4]),  # one request filling the batch runs at once, whatever the delay
+    (1000, 1, [1, 3, 1]),  # a lone request waits no longer than the delay for the company that does not come
+])
+def test_a_full_batch_does_not_wait_and_the_delay_bounds_the_wait(delay_us, rows_sent, calls):
+    async def main():
+        predict = Recorder(threading.Event())
+        b = Batcher(predict, max_batch_size=4, max_queue_delay_us=HOUR_US)
+        await _after_a_batch_of_three(b, predict)
+        b.max_queue_delay_s = delay_us / 1e6
+        out = await b.submit(rows(50, rows_sent))
+        await b.close()
+        return predict, out
+
+    predict, out = run(main())
+    assert predict.calls == calls
+    assert list(out["id"]) == list(range(50, 50 + rows_sent))
 
 
 def test_full_queue_raises_overloaded_and_the_queued_still_succeed():
