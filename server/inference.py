@@ -28,7 +28,7 @@ class InputTensor:
     datatype: str
     shape: Sequence[int]
     raw: bytes | memoryview | None = None  # little-endian bytes (gRPC raw contents, HTTP binary data, shared memory)
-    values: Sequence[Any] | None = None  # typed values (gRPC fp32_contents, JSON data), row-major
+    values: Sequence[Any] | np.ndarray | None = None  # typed values (gRPC fp32_contents, JSON data), row-major
 
 
 @dataclass(slots=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from zoo.proto import grpc_service_pb2 as pb
 from zoo.server.metrics import VersionStats

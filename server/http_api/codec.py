@@ -25,9 +25,9 @@ log = logging.getLogger("zoo.server")
 HEADER_LENGTH = "Inference-Header-Content-Length"
 BINARY_DATA_SIZE, BINARY_DATA, BINARY_DATA_OUTPUT = "binary_data_size", "binary_data", "binary_data_output"
 JSON_TYPE, BINARY_TYPE = "application/json", "application/octet-stream"
-_SHORT = reprlib.Repr()
-_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict, _SHORT.maxstring, _SHORT.maxother = 2, 4, 4, 40, 40
 INFER_REQUEST = 'an inference request, a JSON object {"inputs": [...]} (optionally followed by binary tensor data)'
+_SHORT = reprlib.Repr()  # a client's value quoted in a message, cut short at every level
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict, _SHORT.maxstring, _SHORT.maxother = 2, 4, 4, 40, 40
 
 
 @dataclass(slots=True)
@@ -103,6 +103,13 @@ def json_type(value: Any) -> str:
     """The JSON name of a parsed value's type, for messages."""
     names = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number"}
     return names.get(type(value), "null")
+
+
+def flag(value: Any, what: str) -> bool:
+    """A JSON boolean; InvalidInput naming `what` for anything else."""
+    if not isinstance(value, bool):
+        raise InvalidInput(f"{what} must be true or false; got {_shown(value)}")
+    return value
 
 
 def _json_end(header_length: str | None, size: int) -> int:
@@ -185,13 +192,6 @@ def _object(value: Any, what: str) -> dict[str, Any]:
     return value
 
 
-def flag(value: Any, what: str) -> bool:
-    """A JSON boolean; InvalidInput naming `what` for anything else."""
-    if not isinstance(value, bool):
-        raise InvalidInput(f"{what} must be true or false; got {_shown(value)}")
-    return value
-
-
 def _shown(value: Any) -> str:
-    """A client's value in an error message, cut short at every level: bodies can be large."""
+    """A client's value in an error message: bodies can be large."""
     return _SHORT.repr(value)

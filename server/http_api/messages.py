@@ -29,7 +29,7 @@ def _numbers(descriptor: Descriptor, doc: dict[str, Any]) -> None:
             value_field = field.message_type.fields_by_name["value"]
             for key, item in value.items():
                 value[key] = _convert(value_field, item)
-        elif field.label == FieldDescriptor.LABEL_REPEATED:
+        elif isinstance(value, list):  # a repeated field
             doc[field.name] = [_convert(field, item) for item in value]
         else:
             doc[field.name] = _convert(field, value)

@@ -7,8 +7,9 @@ so server.py only moves bytes. Domain errors raised here become status codes at 
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any
 
 from zoo.core import contract
 from zoo.core.contract import TensorSpec
@@ -64,25 +65,25 @@ class Endpoints:
         self.plane = plane
 
     def routes(self) -> list[tuple[str, str, Handler]]:
-        """(method, path pattern, handler); `{name}`/`{version}` are path parameters, versioned forms included."""
-        table = [
-            ("GET", "/v2/health/live", self.live),
-            ("GET", "/v2/health/ready", self.ready),
-            ("GET", "/v2", self.server_metadata),
-            ("GET", "/v2/models/stats", self.statistics),  # before /v2/models/{name}, as in Triton
-            ("POST", "/v2/repository/index", self.index),
-            ("POST", "/v2/repository/models/{name}/load", self.load),
-            ("POST", "/v2/repository/models/{name}/unload", self.unload),
-        ]
+        """(method, path, handler): `{name}` and `{version}` are path parameters; each model route has a versioned form."""
+        table: list[tuple[str, str, Handler]] = []
         for method, suffix, handler in [
+            ("POST", "/infer", self.infer),
             ("GET", "", self.model_metadata),
             ("GET", "/ready", self.model_ready),
             ("GET", "/config", self.model_config),
             ("GET", "/stats", self.statistics),
-            ("POST", "/infer", self.infer),
         ]:
             table += [(method, MODEL + suffix, handler), (method, VERSION + suffix, handler)]
-        return table
+        return table + [
+            ("GET", "/v2/health/live", self.live),
+            ("GET", "/v2/health/ready", self.ready),
+            ("GET", "/v2", self.server_metadata),
+            ("GET", "/v2/models/stats", self.statistics),  # a fixed path wins over /v2/models/{name}, as in Triton
+            ("POST", "/v2/repository/index", self.index),
+            ("POST", "/v2/repository/models/{name}/load", self.load),
+            ("POST", "/v2/repository/models/{name}/unload", self.unload),
+        ]
 
     # health
 

@@ -4,16 +4,27 @@ from __future__ import annotations
 
 import logging
 
-from zoo.server.errors import INTERNAL_MESSAGE, ControlDisabled, InvalidInput, ModelNotFound, ModelNotReady, Overloaded
+from zoo.server.errors import (
+    INTERNAL_MESSAGE,
+    ControlDisabled,
+    InvalidInput,
+    ModelNotReady,
+    NotAllowed,
+    NotFound,
+    Overloaded,
+    RegionExists,
+)
 
 log = logging.getLogger("zoo.server")
 
 # The codes of the gRPC table (grpc_api/status.py) in HTTP terms. ControlDisabled is 403: the request is
-# well formed (not 400) and no retry or credential will help (not 503, not 401); this server's model control
-# mode forbids the operation.
+# well formed (not 400) and neither a retry nor a credential will help (not 503, not 401); this server's
+# model control mode forbids the operation.
 STATUS = {
     InvalidInput: 400,
-    ModelNotFound: 404,
+    NotFound: 404,
+    RegionExists: 409,
+    NotAllowed: 403,
     ModelNotReady: 503,
     Overloaded: 429,
     ControlDisabled: 403,
