@@ -80,6 +80,7 @@ class Batcher:
         self._idle = asyncio.Event()
         self._idle.set()
         self._space = asyncio.Event()  # set whenever the worker takes rows off the queue
+        self._filled = asyncio.Event()  # set when the waiting batch has its company (or is full)
         self._worker: asyncio.Task | None = None
 
     @property
@@ -143,6 +144,8 @@ class Batcher:
         self._queued_rows += len(rows)
         self._idle.clear()
         self._arrived.set()
+        if len(self._queue) >= self._expected or self._queued_rows >= self.max_batch_size:
+            self._filled.set()  # one wake-up per batch, not one per arrival
         return future
 
     def _start(self) -> None:
@@ -184,16 +187,18 @@ class Batcher:
 
     async def _wait_to_fill(self) -> None:
         """Wait until as many requests wait as the last batch held, the batch is full, or the oldest is max_queue_delay old."""
-        deadline = self._queue[0].enqueued + self.max_queue_delay_s
-        while not self._closed and self._queued_rows < self.max_batch_size and len(self._queue) < self._expected:
-            remaining = deadline - time.perf_counter()
-            if remaining <= 0:
-                return
-            self._arrived.clear()
-            try:
-                await asyncio.wait_for(self._arrived.wait(), remaining)
-            except asyncio.TimeoutError:
-                return
+        if self._closed or self._queued_rows >= self.max_batch_size or len(self._queue) >= self._expected:
+            return
+        remaining = self._queue[0].enqueued + self.max_queue_delay_s - time.perf_counter()
+        if remaining <= 0:
+            return
+        # One timer and one event per batch (asyncio.wait_for would make a task per wait).
+        self._filled.clear()
+        timer = asyncio.get_running_loop().call_later(remaining, self._filled.set)
+        try:
+            await self._filled.wait()
+        finally:
+            timer.cancel()
 
     async def _execute(self, loop: asyncio.AbstractEventLoop, batch: list[_Item]) -> None:
         """Run one batch and hand each caller exactly its own rows; a failure reaches every caller of this batch."""
@@ -242,6 +247,7 @@ class Batcher:
         if self._worker is not None:
             self._arrived.set()
             self._space.set()
+            self._filled.set()
             try:
                 await asyncio.wait_for(self._idle.wait(), timeout)
             except asyncio.TimeoutError:
