@@ -26,7 +26,7 @@ import grpc
 import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from tests.integration.server.server_helpers import decode_response, infer_request, reference, wait_until_listening
+from tests.integration.server.server_helpers import decode_response, infer_request, reference, wait_until, wait_until_listening
 
 from zoo.core import repository
 from zoo.proto import grpc_service_pb2_grpc as pb_grpc
@@ -190,7 +190,7 @@ def _server_pid(buildah_pid: int) -> int:
 def served(container, models):
     """zoo-server running in the container on ephemeral ports: (grpc port, metrics port, process, log lines)."""
     cmd = ["buildah", "run", *ISOLATION, "-v", f"{models}:/models:ro", container, "--",
-           "zoo-server", "--host", "127.0.0.1", "--port", "0", "--metrics-port", "0"]
+           "zoo-server", "--host", "127.0.0.1", "--port", "0", "--metrics-port", "0", "--http-port", "0"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         port, metrics, lines = wait_until_listening(proc, STARTUP_S)
@@ -224,6 +224,9 @@ def test_served_from_the_container_health_infer_metrics_and_graceful_sigterm(ser
 
     body = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
     assert "zoo_" in body
+    http_port = int(next(ln for ln in lines if "listening on" in ln).split("HTTP port ")[1].split(",")[0])
+    ready = urllib.request.urlopen(f"http://127.0.0.1:{http_port}/v2/health/ready", timeout=10)
+    assert ready.status == 200 and json.loads(ready.read()) == {"ready": True}
 
     # the image's HEALTHCHECK command, run inside the image against the live server
     check = run_in(container, "env", f"ZOO_PORT={port}", "/opt/venv/bin/python", "/opt/zoo/healthcheck.py")
@@ -231,8 +234,8 @@ def test_served_from_the_container_health_infer_metrics_and_graceful_sigterm(ser
 
     os.kill(_server_pid(proc.pid), signal.SIGTERM)
     assert proc.wait(60) == 0, "".join(lines)
-    time.sleep(0.2)  # let the reader thread take the last lines
-    assert any("zoo-server stopped" in ln for ln in lines), "".join(lines)
+    # the reader thread may still be taking the last lines from the pipe
+    wait_until(lambda: any("zoo-server stopped" in ln for ln in lines), "the server's last log line")
 
 
 def test_healthcheck_fails_when_nothing_listens(container):
