@@ -96,3 +96,16 @@ def test_long_feature_lists_are_shortened_in_messages():
     with pytest.raises(InvalidInput) as e:
         postprocess.decode_rows([InputTensor("input", "FP32", [1, 3], raw=b"\0" * 12)], c)
     assert str(e.value) == "expected FP32 [-1, 784] (pixel_0, pixel_1, pixel_2, pixel_3, pixel_4, pixel_5, pixel_6, pixel_7, ... (784 in all)); got [1, 3]"
+
+
+def test_large_inputs_take_the_fast_finite_check_with_the_same_answers():
+    c = ModelCard("m", 1, "multiclass", [f"f{i}" for i in range(784)], ["x", "y"], 0.0, "0" * 64)
+    x = np.ones((1024, 784), np.float32)
+    x[700, 5] = np.nan
+    with pytest.raises(InvalidInput, match=r"^row 700 holds nan in f5"):
+        postprocess.check_finite(x, c)
+    x[700, 5] = -np.inf
+    with pytest.raises(InvalidInput, match=r"^row 700 holds -inf in f5"):
+        postprocess.check_finite(x, c)
+    huge = np.full((1024, 784), 3e38, np.float32)  # every value finite, every row sum overflows: still accepted
+    postprocess.check_finite(huge, c)
