@@ -90,15 +90,20 @@ class Batcher:
 
     async def submit(self, rows: np.ndarray) -> Outputs:
         """Predict `rows` ([N, F], already validated); returns this caller's [N, ...] outputs, in order."""
+        future = self.enqueue(rows)
+        try:
+            return await future
+        except BaseException:
+            future.cancel()  # the worker skips cancelled items
+            raise
+
+    def enqueue(self, rows: np.ndarray) -> asyncio.Future:
+        """Queue `rows` now (synchronously: nothing runs between a registry lookup and this) and return the future
+        of their outputs; a request above max_batch_size becomes a task streaming its chunks through the queue."""
         n = int(rows.shape[0])
         if n <= self.max_batch_size:
-            future = self._enqueue(rows, admit=n)  # synchronous: no await between a registry lookup and the enqueue
-            try:
-                return await future
-            except BaseException:
-                future.cancel()  # the worker skips cancelled items
-                raise
-        return await self._submit_chunks(rows)
+            return self._enqueue(rows, admit=n)
+        return asyncio.ensure_future(self._submit_chunks(rows))
 
     async def _submit_chunks(self, rows: np.ndarray) -> Outputs:
         """A request above max_batch_size, streamed through the queue a few chunks at a time and reassembled."""

@@ -6,8 +6,10 @@ Transports decode their messages, call these methods, and encode what comes back
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 from zoo import __version__
@@ -23,6 +25,16 @@ from zoo.server.shm import SharedMemory
 
 log = logging.getLogger("zoo.server")
 SERVER_NAME = "zoo"
+
+
+@dataclass(slots=True)
+class Pending:
+    """A request queued on a model: its version, its checked call, the future of its outputs, and when it came."""
+
+    lv: LoadedVersion
+    call: InferenceCall
+    future: asyncio.Future
+    started: float
 EXTENSIONS = ("model_repository", "statistics", "parameters", "model_configuration")
 SHM_EXTENSION = "system_shared_memory"
 
@@ -92,25 +104,49 @@ class DataPlane:
 
     async def infer(self, name: str, version: str, decode: Callable[[ModelCard], InferenceCall]) -> InferenceResult:
         """Look the model up, decode the request against its card, run it through the batcher and finish it."""
+        try:
+            pending = self.start(name, version, decode)
+        except ModelNotFound:
+            if name in self.registry.names():
+                raise  # a known model without that version
+            raise await self.registry.explain_not_found(name) from None
+        try:
+            await pending.future
+        except BaseException:
+            pending.future.cancel()  # a caller that went away: the batcher skips its rows
+            if not pending.future.cancelled():
+                return self.complete(pending)  # records the failure and raises it
+            raise
+        return self.complete(pending)
+
+    def start(self, name: str, version: str, decode: Callable[[ModelCard], InferenceCall]) -> Pending:
+        """Look the model up, decode the request and queue it, all at once; the returned future completes with it.
+
+        Lookup, decoding and the enqueue run without an await in between, so a version swap can't retire the
+        batcher picked before the rows are queued on it. Errors are raised (and recorded) here.
+        """
         started = time.perf_counter()
         lv = None
-        rows = 0
         try:
-            # Lookup, decoding and the enqueue run without an await in between, so a version swap
-            # can't retire the batcher we picked before our rows are queued on it.
             lv = self.registry.get(name, version)
             call = decode(lv.card)
-            rows = len(call.rows)
-            outputs = await lv.batcher.submit(call.rows)
-            result = InferenceResult(name, lv.version, call.request_id, finish(call, outputs, lv.card))
+            return Pending(lv, call, lv.batcher.enqueue(call.rows), started)
         except Exception as e:
             # Only names the server knows are recorded: clients could otherwise grow the label set without bound.
             if lv is not None or isinstance(e, ModelNotReady):
-                self.metrics.request_done(name, lv.version if lv else None, rows, time.perf_counter() - started, kind(e))
-            if isinstance(e, ModelNotFound) and lv is None and name not in self.registry.names():
-                raise await self.registry.explain_not_found(name) from None
+                self.metrics.request_done(name, lv.version if lv else None, 0, time.perf_counter() - started, kind(e))
             raise
-        self.metrics.request_done(name, lv.version, rows, time.perf_counter() - started, None)
+
+    def complete(self, pending: Pending) -> InferenceResult:
+        """The answer of a started request whose future is done (its error raised and recorded when it failed)."""
+        lv, call = pending.lv, pending.call
+        name = lv.card.name
+        try:
+            result = InferenceResult(name, lv.version, call.request_id, finish(call, pending.future.result(), lv.card))
+        except Exception as e:
+            self.metrics.request_done(name, lv.version, len(call.rows), time.perf_counter() - pending.started, kind(e))
+            raise
+        self.metrics.request_done(name, lv.version, len(call.rows), time.perf_counter() - pending.started, None)
         return result
 
     # repository

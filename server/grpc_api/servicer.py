@@ -6,6 +6,7 @@ Domain errors raised here become status codes in service.py, the one place that 
 from __future__ import annotations
 
 import asyncio
+import functools
 
 import grpc
 
@@ -139,53 +140,79 @@ class InferenceServicer:
         """Each request is decoded and queued as it arrives; answers go back as they finish, each with its id.
 
         Requests of one stream therefore batch with each other and with everyone else's. An error answers
-        only its own request. A stream that sends nothing for stream_idle_timeout seconds is closed.
+        only its own request. A stream that sends nothing for stream_idle_timeout seconds is closed. No task is
+        made per request: the batcher's future calls back with the answer.
         """
+        loop = asyncio.get_running_loop()
         answers: asyncio.Queue = asyncio.Queue()
         window = asyncio.Semaphore(STREAM_WINDOW)
+        drained = asyncio.Event()
         done = object()
-        idle = False
+        state = {"open": 0, "last": loop.time(), "idle": False, "reading": True}
+        shm = self.plane.shm
 
-        async def answer(request) -> None:
-            try:
-                resp = pb.ModelStreamInferResponse(infer_response=await self.ModelInfer(request, context))
-            except Exception as e:
-                _, message = status_for(e)
-                echo = pb.ModelInferResponse(model_name=request.model_name, model_version=request.model_version, id=request.id)
-                resp = pb.ModelStreamInferResponse(error_message=message, infer_response=echo)
+        def reply(resp) -> None:
             window.release()
             answers.put_nowait(resp)
+            state["open"] -= 1
+            if not state["open"] and not state["reading"]:
+                drained.set()
+
+        def failure(request, e: Exception):
+            _, message = status_for(e)
+            echo = pb.ModelInferResponse(model_name=request.model_name, model_version=request.model_version, id=request.id)
+            return pb.ModelStreamInferResponse(error_message=message, infer_response=echo)
+
+        def answered(request, pending, _future) -> None:
+            try:
+                result = self.plane.complete(pending)
+                resp = pb.ModelStreamInferResponse(
+                    infer_response=codec.encode(result, shm, pending.call.extra.get(codec.SHM_OUTPUTS)))
+            except Exception as e:
+                resp = failure(request, e)
+            reply(resp)
 
         async def read() -> None:
-            nonlocal idle
-            tasks: set[asyncio.Task] = set()
-            requests = request_iterator.__aiter__()
             try:
-                while True:
-                    try:
-                        request = await asyncio.wait_for(requests.__anext__(), self.stream_idle_timeout)
-                    except StopAsyncIteration:
-                        break
-                    except asyncio.TimeoutError:
-                        idle = True
-                        break
+                async for request in request_iterator:
+                    state["last"] = loop.time()
                     await window.acquire()
-                    task = asyncio.ensure_future(answer(request))
-                    tasks.add(task)
-                    task.add_done_callback(tasks.discard)
-                if tasks:
-                    await asyncio.gather(*tasks)
+                    state["open"] += 1
+                    try:
+                        if isinstance(request, BadMessage):
+                            raise request.error()
+                        pending = self.plane.start(request.model_name, request.model_version,
+                                                   functools.partial(codec.decode, request, shm=shm))
+                    except Exception as e:
+                        reply(failure(request, e))
+                        continue
+                    pending.future.add_done_callback(functools.partial(answered, request, pending))
+                state["reading"] = False
+                if state["open"]:
+                    await drained.wait()
             finally:
                 answers.put_nowait(done)
 
+        async def watchdog(reader: asyncio.Task) -> None:
+            while not reader.done():
+                wait = state["last"] + self.stream_idle_timeout - loop.time()
+                if wait <= 0:
+                    state["idle"] = True
+                    reader.cancel()
+                    return
+                await asyncio.sleep(wait)
+
         reader = asyncio.ensure_future(read())
+        guard = asyncio.ensure_future(watchdog(reader))
         try:
             while (item := await answers.get()) is not done:
                 yield item
-            await reader  # surfaces a broken request stream as this RPC's error
+            if not state["idle"]:
+                await reader  # surfaces a broken request stream as this RPC's error
         finally:
             reader.cancel()
-        if idle:
+            guard.cancel()
+        if state["idle"]:
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
                                 f"stream closed: no request for {self.stream_idle_timeout:g} s (--stream-idle-timeout)")
 
