@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import grpc
 
 from zoo.client import codec
-from typing import AsyncIterator
-
 from zoo.client.codec import ModelInfo, Prediction
 from zoo.client.streaming import StreamAssembler
 from zoo.proto import grpc_service_pb2 as pb
@@ -16,9 +16,18 @@ from zoo.proto import grpc_service_pb2_grpc as pb_grpc
 class AsyncZooClient:
     """asyncio client of a zoo (KServe v2 gRPC) server; create it inside the running loop."""
 
-    def __init__(self, url: str, *, tls: bool = False, root_certificates: bytes | None = None, timeout: float | None = None,
-                 max_message_bytes: int = codec.DEFAULT_MAX_MESSAGE_BYTES, token: str | None = None,
-                 certificate_chain: bytes | None = None, private_key: bytes | None = None):
+    def __init__(
+        self,
+        url: str,
+        *,
+        tls: bool = False,
+        root_certificates: bytes | None = None,
+        timeout: float | None = None,
+        max_message_bytes: int = codec.DEFAULT_MAX_MESSAGE_BYTES,
+        token: str | None = None,
+        certificate_chain: bytes | None = None,
+        private_key: bytes | None = None,
+    ):
         self.url, self.timeout, self.max_message_bytes = url, timeout, max_message_bytes
         self._metadata = codec.call_metadata(token)
         options = codec.channel_options(max_message_bytes)
@@ -53,8 +62,9 @@ class AsyncZooClient:
         info = self._info[(name, v)] = codec.model_info(md, cfg)  # predict() reuses it for sizing and class names
         return info
 
-    async def predict(self, model: str, X, threshold: float | None = None, version: str | int | None = None,
-                      outputs: list[str] | None = None) -> Prediction:
+    async def predict(
+        self, model: str, X, threshold: float | None = None, version: str | int | None = None, outputs: list[str] | None = None
+    ) -> Prediction:
         """Predict rows X ([F] or [N, F]); inputs over the message cap go as several requests, answered in order."""
         plan = codec.predict_plan(self._info, self.max_message_bytes, model, X, threshold=threshold, version=version, outputs=outputs)
         reply = None
@@ -65,8 +75,9 @@ class AsyncZooClient:
                 return done.value
             reply = await (self.metadata(op[1], op[2]) if op[0] == "info" else self._call("ModelInfer", op[1]))
 
-    async def predict_stream(self, model: str, batches, threshold: float | None = None, version: str | int | None = None,
-                             outputs: list[str] | None = None) -> AsyncIterator[Prediction]:
+    async def predict_stream(
+        self, model: str, batches, threshold: float | None = None, version: str | int | None = None, outputs: list[str] | None = None
+    ) -> AsyncIterator[Prediction]:
         """Predict every batch of `batches` (an iterable or async iterable of rows) over one stream, in order."""
         info = await self.metadata(model, version)
         stream = StreamAssembler(info, self.max_message_bytes, model, threshold=threshold, outputs=outputs)
@@ -96,7 +107,7 @@ class AsyncZooClient:
         """Close the channel."""
         await self._channel.close()
 
-    async def __aenter__(self) -> "AsyncZooClient":
+    async def __aenter__(self) -> AsyncZooClient:
         return self
 
     async def __aexit__(self, *exc) -> None:

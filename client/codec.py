@@ -119,11 +119,12 @@ def split_rows(x: np.ndarray, rows: int) -> list[np.ndarray]:
     """x cut into consecutive chunks of at most `rows` rows (an empty x stays one chunk, for the server to judge)."""
     if len(x) <= rows:
         return [x]
-    return [x[i:i + rows] for i in range(0, len(x), rows)]
+    return [x[i : i + rows] for i in range(0, len(x), rows)]
 
 
-def infer_request(model: str, x: np.ndarray, *, input_name: str, version: str = "", threshold: float | None = None,
-                  outputs=None, request_id: str = "") -> pb.ModelInferRequest:
+def infer_request(
+    model: str, x: np.ndarray, *, input_name: str, version: str = "", threshold: float | None = None, outputs=None, request_id: str = ""
+) -> pb.ModelInferRequest:
     """A ModelInferRequest carrying x as little-endian FP32 in raw_input_contents."""
     req = pb.ModelInferRequest(model_name=model, model_version=version, id=request_id)
     req.inputs.add(name=input_name, datatype="FP32", shape=list(x.shape))
@@ -203,13 +204,11 @@ def channel_options(max_message_bytes: int) -> list[tuple[str, int]]:
     return [("grpc.max_send_message_length", max_message_bytes), ("grpc.max_receive_message_length", max_message_bytes)]
 
 
-def credentials(tls: bool, root_certificates: bytes | None, certificate_chain: bytes | None = None,
-                private_key: bytes | None = None):
+def credentials(tls: bool, root_certificates: bytes | None, certificate_chain: bytes | None = None, private_key: bytes | None = None):
     """Channel credentials for TLS (any certificate implies it; a chain and key for mTLS), or None for plaintext."""
     if not tls and root_certificates is None and certificate_chain is None:
         return None
-    return grpc.ssl_channel_credentials(root_certificates=root_certificates, private_key=private_key,
-                                        certificate_chain=certificate_chain)
+    return grpc.ssl_channel_credentials(root_certificates=root_certificates, private_key=private_key, certificate_chain=certificate_chain)
 
 
 def call_metadata(token: str | None) -> tuple[tuple[str, str], ...] | None:
@@ -232,8 +231,10 @@ def predict_plan(cache: dict, max_message_bytes: int, model: str, X, *, threshol
     parts, served = [], wanted
     for chunk in chunks:
         # Later chunks ask for the version that answered the first: a hot swap can't mix versions.
-        resp = yield ("infer", infer_request(model, chunk, input_name=info.input_name, version=served, threshold=threshold,
-                                             outputs=outputs))
+        resp = yield (
+            "infer",
+            infer_request(model, chunk, input_name=info.input_name, version=served, threshold=threshold, outputs=outputs),
+        )
         served = served or resp.model_version
         parts.append(decode_outputs(resp))
     if info.version != served:

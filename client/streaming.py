@@ -8,11 +8,21 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import grpc
 
-from zoo.client.codec import ClientError, ModelInfo, Prediction, as_rows, assemble, decode_outputs, infer_request, rows_per_request, split_rows
+from zoo.client.codec import (
+    ClientError,
+    ModelInfo,
+    Prediction,
+    as_rows,
+    assemble,
+    decode_outputs,
+    infer_request,
+    rows_per_request,
+    split_rows,
+)
 from zoo.proto import grpc_service_pb2 as pb
 
 
@@ -40,9 +50,18 @@ class StreamAssembler:
         chunks = split_rows(as_rows(X), self.rows)
         with self._lock:
             self._chunks.append(len(chunks))
-        return [infer_request(self.model, chunk, input_name=self.info.input_name, version=self.version,
-                              threshold=self.threshold, outputs=self.outputs, request_id=f"{i}.{j}")
-                for j, chunk in enumerate(chunks)]
+        return [
+            infer_request(
+                self.model,
+                chunk,
+                input_name=self.info.input_name,
+                version=self.version,
+                threshold=self.threshold,
+                outputs=self.outputs,
+                request_id=f"{i}.{j}",
+            )
+            for j, chunk in enumerate(chunks)
+        ]
 
     def add(self, response: pb.ModelStreamInferResponse) -> list[Prediction]:
         """Take one answer; returns the predictions it completed, in order. An error answer raises ClientError."""

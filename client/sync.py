@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+
 import grpc
 
 from zoo.client import codec
-from typing import Iterable, Iterator
-
 from zoo.client.codec import ModelInfo, Prediction
 from zoo.client.streaming import StreamAssembler
 from zoo.proto import grpc_service_pb2 as pb
@@ -16,9 +16,18 @@ from zoo.proto import grpc_service_pb2_grpc as pb_grpc
 class ZooClient:
     """Blocking client of a zoo (KServe v2 gRPC) server; every failed call raises ClientError."""
 
-    def __init__(self, url: str, *, tls: bool = False, root_certificates: bytes | None = None, timeout: float | None = None,
-                 max_message_bytes: int = codec.DEFAULT_MAX_MESSAGE_BYTES, token: str | None = None,
-                 certificate_chain: bytes | None = None, private_key: bytes | None = None):
+    def __init__(
+        self,
+        url: str,
+        *,
+        tls: bool = False,
+        root_certificates: bytes | None = None,
+        timeout: float | None = None,
+        max_message_bytes: int = codec.DEFAULT_MAX_MESSAGE_BYTES,
+        token: str | None = None,
+        certificate_chain: bytes | None = None,
+        private_key: bytes | None = None,
+    ):
         self.url, self.timeout, self.max_message_bytes = url, timeout, max_message_bytes
         self._metadata = codec.call_metadata(token)
         options = codec.channel_options(max_message_bytes)
@@ -53,8 +62,9 @@ class ZooClient:
         info = self._info[(name, v)] = codec.model_info(md, cfg)  # predict() reuses it for sizing and class names
         return info
 
-    def predict(self, model: str, X, threshold: float | None = None, version: str | int | None = None,
-                outputs: list[str] | None = None) -> Prediction:
+    def predict(
+        self, model: str, X, threshold: float | None = None, version: str | int | None = None, outputs: list[str] | None = None
+    ) -> Prediction:
         """Predict rows X ([F] or [N, F]); inputs over the message cap go as several requests, answered in order."""
         x = codec.as_rows(X)
         info = self._info.get((model, codec.version_str(version))) or self.metadata(model, version)
@@ -70,8 +80,14 @@ class ZooClient:
                 return done.value
             reply = self.metadata(op[1], op[2]) if op[0] == "info" else self._call("ModelInfer", op[1])
 
-    def predict_many(self, model: str, batches: Iterable, threshold: float | None = None, version: str | int | None = None,
-                     outputs: list[str] | None = None) -> Iterator[Prediction]:
+    def predict_many(
+        self,
+        model: str,
+        batches: Iterable,
+        threshold: float | None = None,
+        version: str | int | None = None,
+        outputs: list[str] | None = None,
+    ) -> Iterator[Prediction]:
         """Predict every batch of rows of `batches` over one stream, yielding their Predictions in order.
 
         Requests are pipelined: the next batches are on their way while earlier ones compute, and the server
@@ -89,7 +105,7 @@ class ZooClient:
         """Close the channel."""
         self._channel.close()
 
-    def __enter__(self) -> "ZooClient":
+    def __enter__(self) -> ZooClient:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -7,7 +7,7 @@ import logging
 import os
 import signal
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -88,8 +88,13 @@ class ZooServer:
         self.health = health.aio.HealthServicer()
         make = registry_factory or (lambda metrics, on_change: Registry(settings, metrics, on_change=on_change))
         self.registry = make(self.metrics, self._model_changed)
-        self.plane = DataPlane(self.registry, self.metrics, settings, stats_folder=worker.stats_folder if worker else None,
-                               announce=worker.announce if worker else None)
+        self.plane = DataPlane(
+            self.registry,
+            self.metrics,
+            settings,
+            stats_folder=worker.stats_folder if worker else None,
+            announce=worker.announce if worker else None,
+        )
         self.metrics.watch_queues(self.registry.queued)
         self.port: int | None = None
         self.http_port: int | None = None
@@ -112,8 +117,9 @@ class ZooServer:
         token = s.token()
         interceptors = [TokenAuth(token)] if token else []
         server = grpc.aio.server(options=grpc_options(s), interceptors=interceptors, maximum_concurrent_rpcs=s.max_concurrent_rpcs)
-        servicer = InferenceServicer(self.plane, stream_idle_timeout=s.stream_idle_timeout,
-                                     worker=self.worker.index if self.worker else None)
+        servicer = InferenceServicer(
+            self.plane, stream_idle_timeout=s.stream_idle_timeout, worker=self.worker.index if self.worker else None
+        )
         server.add_generic_rpc_handlers((handler(servicer),))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         services = [SERVICE.full_name, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]
@@ -141,9 +147,13 @@ class ZooServer:
         await self.registry.start()
         log.info("%s", provider_notice())
         if not self.registry.names():
-            log.warning("the repository %s holds no models yet: export one into it (`zoo train iris && zoo export iris "
-                        "--repository %s`, with zoo[train] installed), copy an exported model folder into it, or run "
-                        "`zoo bootstrap` to fill it with the default zoo", s.repository, s.repository)
+            log.warning(
+                "the repository %s holds no models yet: export one into it (`zoo train iris && zoo export iris "
+                "--repository %s`, with zoo[train] installed), copy an exported model folder into it, or run "
+                "`zoo bootstrap` to fill it with the default zoo",
+                s.repository,
+                s.repository,
+            )
         await self._server.start()
         if self._http is not None:
             await self._http.start()
@@ -154,8 +164,15 @@ class ZooServer:
         if self.worker is not None:
             self.worker.started(self)
         what = f"zoo-server worker {self.worker.index}" if self.worker else "zoo-server"
-        log.info("%s listening on %s:%d (metrics port %s, HTTP port %s, model control %s)", what, s.host, self.port,
-                 self.metrics_port, self.http_port, s.model_control_mode)
+        log.info(
+            "%s listening on %s:%d (metrics port %s, HTTP port %s, model control %s)",
+            what,
+            s.host,
+            self.port,
+            self.metrics_port,
+            self.http_port,
+            s.model_control_mode,
+        )
         return self.port
 
     def stop(self) -> None:
@@ -180,7 +197,7 @@ class ZooServer:
         try:
             # Bounded: a batch stuck in a model, or a hung loader, must not keep the process alive past the grace.
             await asyncio.wait_for(self._drain(grace), grace + SHUTDOWN_MARGIN_S)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.error("shutdown took longer than the grace period plus %.0f s; exiting anyway", SHUTDOWN_MARGIN_S)
         self.metrics.close()
         log.info("zoo-server stopped")
@@ -194,8 +211,13 @@ class ZooServer:
         await asyncio.gather(*stopping, self.registry.close())
 
 
-async def serve(settings: ServerSettings, *, on_started: Callable[[ZooServer], None] | None = None,
-                registry_factory: RegistryFactory | None = None, worker=None) -> None:
+async def serve(
+    settings: ServerSettings,
+    *,
+    on_started: Callable[[ZooServer], None] | None = None,
+    registry_factory: RegistryFactory | None = None,
+    worker=None,
+) -> None:
     """Run a server until stop() or SIGTERM/SIGINT (signals only when called from the main thread)."""
     server = ZooServer(settings, registry_factory=registry_factory, worker=worker)
     try:

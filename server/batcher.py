@@ -16,9 +16,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -114,12 +114,12 @@ class Batcher:
         try:
             for i, start in enumerate(starts):
                 if i == 0:  # admission is decided once, for the whole request, like any other
-                    pending.append(self._enqueue(rows[start:start + size], admit=min(n, CHUNKS_IN_FLIGHT * size)))
+                    pending.append(self._enqueue(rows[start : start + size], admit=min(n, CHUNKS_IN_FLIGHT * size)))
                     continue
                 if len(pending) >= CHUNKS_IN_FLIGHT:
                     parts.append(await pending.popleft())
                 await self._wait_for_space(min(size, n - start))
-                pending.append(self._enqueue(rows[start:start + size], admit=0))
+                pending.append(self._enqueue(rows[start : start + size], admit=0))
             while pending:
                 parts.append(await pending.popleft())
         except BaseException:
@@ -230,7 +230,7 @@ class Batcher:
             for item in batch:
                 n = len(item.rows)
                 if not item.future.done():
-                    item.future.set_result(out if len(batch) == 1 else {k: v[offset:offset + n] for k, v in out.items()})
+                    item.future.set_result(out if len(batch) == 1 else {k: v[offset : offset + n] for k, v in out.items()})
                 offset += n
         if self._on_batch is not None:
             report = BatchReport(len(x), len(batch), [started - i.enqueued for i in batch], time.perf_counter() - started, ok)
@@ -255,7 +255,7 @@ class Batcher:
             self._filled.set()
             try:
                 await asyncio.wait_for(self._idle.wait(), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             self._worker.cancel()
             try:

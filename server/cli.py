@@ -59,10 +59,16 @@ def make_command(name: str, settings_cls: type[ServerSettings], help_text: str) 
         sys.exit(code)
 
     defaults = settings_cls.model_construct()
-    params: list[click.Parameter] = [_option(n, f, getattr(defaults, n)) for n, f in settings_cls.model_fields.items()
-                                     if _on_command_line(f)]
-    return click.Command(name, callback=callback, params=params, help=help_text,
-                         context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})
+    params: list[click.Parameter] = [
+        _option(n, f, getattr(defaults, n)) for n, f in settings_cls.model_fields.items() if _on_command_line(f)
+    ]
+    return click.Command(
+        name,
+        callback=callback,
+        params=params,
+        help=help_text,
+        context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120},
+    )
 
 
 def configure_logging(tag: str = "") -> None:
@@ -71,12 +77,15 @@ def configure_logging(tag: str = "") -> None:
     logging.basicConfig(level=logging.INFO, format=fmt, stream=sys.stderr, force=True)
 
 
-SERVER_HELP = ("Serve a zoo model repository over the KServe v2 protocol (gRPC). "
-               "Every option can also be set by its ZOO_<NAME> environment variable; a flag wins over the variable.")
+SERVER_HELP = (
+    "Serve a zoo model repository over the KServe v2 protocol (gRPC). "
+    "Every option can also be set by its ZOO_<NAME> environment variable; a flag wins over the variable."
+)
 
 server_command = make_command("zoo-server", ServerSettings, SERVER_HELP)
 dev_command = make_command(
-    "serve", DevServerSettings,
+    "serve",
+    DevServerSettings,
     SERVER_HELP + " Same options as zoo-server; here the repository is polled by default, so a new `zoo export` "
     "is served without a restart. `zoo bootstrap` fills an empty repository with the default zoo.",
 )

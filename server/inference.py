@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -135,7 +136,7 @@ def parse_threshold(parameters: dict[str, Any]) -> float | None:
     if THRESHOLD_PARAM not in parameters:
         return None
     raw = parameters[THRESHOLD_PARAM]
-    problem = f"parameter {THRESHOLD_PARAM} must be a number in [0, 1] (a double, or a string such as \"0.7\"); got {raw!r}"
+    problem = f'parameter {THRESHOLD_PARAM} must be a number in [0, 1] (a double, or a string such as "0.7"); got {raw!r}'
     if isinstance(raw, bool) or raw is None:
         raise InvalidInput(problem)
     try:
@@ -157,8 +158,9 @@ def select_outputs(requested: Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(requested))  # a name asked twice is sent once
 
 
-def make_call(card: ModelCard, inputs: Sequence[InputTensor], requested: Sequence[str], parameters: dict[str, Any],
-              request_id: str = "") -> InferenceCall:
+def make_call(
+    card: ModelCard, inputs: Sequence[InputTensor], requested: Sequence[str], parameters: dict[str, Any], request_id: str = ""
+) -> InferenceCall:
     """Step 1: a transport's decoded request, checked against the card."""
     return InferenceCall(decode_rows(inputs, card), select_outputs(requested), parse_threshold(parameters), request_id)
 
@@ -169,8 +171,10 @@ def finish(call: InferenceCall, outputs: dict[str, np.ndarray], card: ModelCard)
     if not np.isfinite(p).all():
         rows = np.flatnonzero(~np.isfinite(p).all(axis=1))
         shown = ", ".join(map(str, rows[:10])) + (f" and {len(rows) - 10} more" if len(rows) > 10 else "")
-        raise InvalidInput(f"row(s) {shown} overflow the model: its probabilities are not finite numbers; "
-                           f"send feature values in the range the model was trained on")
+        raise InvalidInput(
+            f"row(s) {shown} overflow the model: its probabilities are not finite numbers; "
+            f"send feature values in the range the model was trained on"
+        )
     result = outputs
     t = call.threshold
     if t is not None and t != card.default_threshold and (ONE_HOT in call.outputs or LABEL in call.outputs):

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -57,7 +58,7 @@ class Loader:
             threading.Thread(target=target, name=f"zoo-load {what}"[:60], daemon=True).start()
             try:
                 return await asyncio.wait_for(future, limit)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self.abandoned += 1
                 log.error("%s took longer than %.0f s: abandoned (the repository may sit on a hung file system)", what, limit)
                 raise LoadTimeout(f"{what} took longer than {limit:.0f} s") from None

@@ -6,9 +6,10 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
@@ -36,10 +37,20 @@ class VersionStats:
     last_inference_ms: int = 0
     batch_sizes: dict[int, list[int]] = field(default_factory=dict)  # rows -> [count, compute ns]
 
-    def add(self, other: "VersionStats") -> None:
+    def add(self, other: VersionStats) -> None:
         """Add another process's counters to these (workers' statistics are merged this way)."""
-        for name in ("inference_count", "execution_count", "success_count", "success_ns", "fail_count", "fail_ns",
-                     "queue_count", "queue_ns", "compute_count", "compute_ns"):
+        for name in (
+            "inference_count",
+            "execution_count",
+            "success_count",
+            "success_ns",
+            "fail_count",
+            "fail_ns",
+            "queue_count",
+            "queue_ns",
+            "compute_count",
+            "compute_ns",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.last_inference_ms = max(self.last_inference_ms, other.last_inference_ms)
         for rows, (count, ns) in other.batch_sizes.items():
@@ -61,11 +72,20 @@ class Metrics:
         r = self.registry
         self.requests = Counter("zoo_requests", "Inference requests received", ["model", "version"], registry=r)
         self.failures = Counter("zoo_request_failures", "Inference requests that failed", ["model", "version", "code"], registry=r)
-        self.latency = Histogram("zoo_request_latency_seconds", "Request latency in the server", ["model"], buckets=_LATENCY_BUCKETS, registry=r)
-        self.queue_time = Histogram("zoo_queue_time_seconds", "Time a request waited for its batch", ["model"], buckets=_LATENCY_BUCKETS, registry=r)
+        self.latency = Histogram(
+            "zoo_request_latency_seconds", "Request latency in the server", ["model"], buckets=_LATENCY_BUCKETS, registry=r
+        )
+        self.queue_time = Histogram(
+            "zoo_queue_time_seconds", "Time a request waited for its batch", ["model"], buckets=_LATENCY_BUCKETS, registry=r
+        )
         self.batch_size = Histogram("zoo_batch_size", "Rows per model call", ["model"], buckets=_BATCH_BUCKETS, registry=r)
-        self.provider = Gauge("zoo_model_provider", "1 for the execution provider running each loaded version", ["model", "version", "provider"],
-                              registry=r, multiprocess_mode="livemax")
+        self.provider = Gauge(
+            "zoo_model_provider",
+            "1 for the execution provider running each loaded version",
+            ["model", "version", "provider"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
         self._lock = threading.Lock()  # stats are written from the loop and read by RPCs
         self.stats: dict[tuple[str, int], VersionStats] = {}
         self._bound: dict[tuple[str, int | None], tuple] = {}  # (model, version) -> its request metrics' children
@@ -153,8 +173,10 @@ class Metrics:
     def snapshot(self) -> dict:
         """Every version's counters as JSON-ready data."""
         with self._lock:
-            return {f"{m}\x1f{v}": {**asdict(st), "batch_sizes": {str(k): c for k, c in st.batch_sizes.items()}}
-                    for (m, v), st in self.stats.items()}
+            return {
+                f"{m}\x1f{v}": {**asdict(st), "batch_sizes": {str(k): c for k, c in st.batch_sizes.items()}}
+                for (m, v), st in self.stats.items()
+            }
 
     def write_snapshot(self, folder: str | os.PathLike) -> None:
         """Write the snapshot for other workers to merge (atomically: a reader never sees half a file)."""

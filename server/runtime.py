@@ -49,8 +49,9 @@ class OnnxModel:
         if try_gpu and _cuda_usable is None:
             _cuda_usable = self.on_gpu
             if not self.on_gpu:
-                log.warning("the CUDA provider is installed but did not load: models run on %s; "
-                            "--require-gpu makes this fatal", self.provider)
+                log.warning(
+                    "the CUDA provider is installed but did not load: models run on %s; --require-gpu makes this fatal", self.provider
+                )
         if require_gpu and not self.on_gpu:
             raise GpuRequired(f"model {card.name} v{card.version} runs on {self.provider}, but --require-gpu is set")
         self.output_names = [o.name for o in card.outputs]
@@ -71,8 +72,10 @@ class OnnxModel:
         for spec in self.card.outputs:
             shape = shapes[spec.name]
             if len(shape) != len(spec.shape) or (len(shape) > 1 and isinstance(shape[-1], int) and shape[-1] != spec.shape[-1]):
-                raise ValueError(f"model output {spec.name!r} has shape {list(shape)}, metadata says {list(spec.shape)} "
-                                 f"({self.card.num_classes} classes)")
+                raise ValueError(
+                    f"model output {spec.name!r} has shape {list(shape)}, metadata says {list(spec.shape)} "
+                    f"({self.card.num_classes} classes)"
+                )
 
     def predict(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Run the graph on C-contiguous [N, F] FP32 rows; returns every output by name."""
@@ -83,8 +86,8 @@ class OnnxModel:
             for name in self.output_names:
                 binding.bind_output(name, "cpu")
             self.session.run_with_iobinding(binding)
-            return dict(zip(self.output_names, binding.copy_outputs_to_cpu()))
-        return dict(zip(self.output_names, self.session.run(self.output_names, {INPUT_NAME: x})))
+            return dict(zip(self.output_names, binding.copy_outputs_to_cpu(), strict=True))
+        return dict(zip(self.output_names, self.session.run(self.output_names, {INPUT_NAME: x}), strict=True))
 
     def rows_within(self, budget_s: float, max_rows: int) -> int:
         """How many rows one call answers within budget_s, from timing 1 and 64 rows (medians of 5; 0 if 1 row is over)."""

@@ -29,10 +29,16 @@ class ServerSettings(BaseSettings):
     repository: str = Field("./models", description="model repository root")
     host: str = Field("0.0.0.0", description="address to bind")
     port: int = Field(8001, ge=0, le=65535, description="gRPC port (0: any free port)")
-    http_port: int = Field(8000, ge=-1, le=65535, description="HTTP/REST port of the v2 protocol and the model pages (0: any free port, -1: off)")
+    http_port: int = Field(
+        8000, ge=-1, le=65535, description="HTTP/REST port of the v2 protocol and the model pages (0: any free port, -1: off)"
+    )
     metrics_port: int = Field(8002, ge=-1, le=65535, description="Prometheus /metrics port (0: any free port, -1: off)")
-    workers: int = Field(1, ge=1, le=256, description="server processes sharing the ports (SO_REUSEPORT) under a supervisor; "
-                         "onnxruntime threads are split between them")
+    workers: int = Field(
+        1,
+        ge=1,
+        le=256,
+        description="server processes sharing the ports (SO_REUSEPORT) under a supervisor; onnxruntime threads are split between them",
+    )
     model_control_mode: ModelControl = Field(
         "none",
         description="none: serve what is in the repository at start, no repository RPCs; poll: also rescan every "
@@ -48,8 +54,9 @@ class ServerSettings(BaseSettings):
     allow_shared_memory: bool = Field(False, description="let clients on this host register system shared memory for tensors")
     max_batch_size: int = Field(DEFAULT_BATCHING.max_batch_size, ge=1, description="rows per model call; larger requests are split")
     max_queue_delay_us: int = Field(
-        DEFAULT_BATCHING.max_queue_delay_us, ge=0,
-        description="longest a batch waits for as many requests as the previous batch held (a lone caller never waits; 0: never wait)"
+        DEFAULT_BATCHING.max_queue_delay_us,
+        ge=0,
+        description="longest a batch waits for as many requests as the previous batch held (a lone caller never waits; 0: never wait)",
     )
     max_queue_rows: int = Field(0, ge=0, description="rows queued per model before RESOURCE_EXHAUSTED (0: 64 x max batch size)")
     intra_op_threads: int = Field(1, ge=0, description="onnxruntime threads per model call (0: one per core)")
@@ -61,18 +68,18 @@ class ServerSettings(BaseSettings):
     tls_key: str = Field("", description="PEM private key of --tls-cert")
     tls_client_ca: str = Field("", description="PEM CA bundle: require client certificates signed by it (mTLS; needs --tls-cert)")
     auth_token_file: str = Field("", description="file holding a bearer token every RPC but health must send (Authorization: Bearer ...)")
-    auth_token: str = Field("", repr=False, description="the bearer token itself (environment only: ZOO_AUTH_TOKEN)",
-                            json_schema_extra={"cli": False})
+    auth_token: str = Field(
+        "", repr=False, description="the bearer token itself (environment only: ZOO_AUTH_TOKEN)", json_schema_extra={"cli": False}
+    )
     max_concurrent_rpcs: int = Field(4096, ge=1, description="RPCs in progress at once (streams included); more are refused")
     max_streams_per_connection: int = Field(128, ge=1, description="concurrent HTTP/2 streams one connection may open")
     connection_idle_timeout: float = Field(300.0, gt=0, description="seconds before a connection with no RPC is closed")
     stream_idle_timeout: float = Field(300.0, gt=0, description="seconds a ModelStreamInfer stream may send nothing before it is closed")
-    reuse_port: bool = Field(False, description="internal: a worker shares its ports with its siblings",
-                             json_schema_extra={"cli": False})
+    reuse_port: bool = Field(False, description="internal: a worker shares its ports with its siblings", json_schema_extra={"cli": False})
     keepalive_time: float = Field(60.0, gt=0, description="seconds between the server's keepalive pings on an idle connection")
 
     @model_validator(mode="after")
-    def _check_together(self) -> "ServerSettings":
+    def _check_together(self) -> ServerSettings:
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ValueError("TLS needs both --tls-cert and --tls-key")
         if self.tls_client_ca and not self.tls_cert:

@@ -39,10 +39,11 @@ class Region:
     def view(self, offset: int, byte_size: int) -> memoryview:
         """byte_size bytes at `offset` inside the region; InvalidInput when they do not fit."""
         if offset < 0 or byte_size < 0 or offset + byte_size > self.byte_size:
-            raise InvalidInput(f"shared-memory region {shown(self.name)} holds {self.byte_size} bytes; "
-                               f"offset {offset} + {byte_size} bytes does not fit")
+            raise InvalidInput(
+                f"shared-memory region {shown(self.name)} holds {self.byte_size} bytes; offset {offset} + {byte_size} bytes does not fit"
+            )
         start = self.offset + offset
-        return memoryview(self.mapping)[start:start + byte_size]
+        return memoryview(self.mapping)[start : start + byte_size]
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,7 @@ class SharedMemory:
 
     def _require(self) -> None:
         if not self.allowed:
-            raise InvalidInput("shared memory is off on this server: start it with --allow-shared-memory "
-                               "(clients on the same host only)")
+            raise InvalidInput("shared memory is off on this server: start it with --allow-shared-memory (clients on the same host only)")
 
     def register(self, name: str, key: str, offset: int, byte_size: int) -> None:
         """Map `byte_size` bytes at `offset` of the shared-memory object `key` as region `name`."""
@@ -75,8 +75,10 @@ class SharedMemory:
         if not name or len(name) > 255:
             raise InvalidInput(f"a region needs a name of 1 to 255 characters; got {shown(name)}")
         if not _KEY.fullmatch(key or ""):
-            raise InvalidInput(f"shared-memory key {shown(key)} must name an object directly under {SHM_ROOT} "
-                               "(letters, digits, '.', '_', '-', optionally with a leading '/')")
+            raise InvalidInput(
+                f"shared-memory key {shown(key)} must name an object directly under {SHM_ROOT} "
+                "(letters, digits, '.', '_', '-', optionally with a leading '/')"
+            )
         if offset < 0 or byte_size <= 0:
             raise InvalidInput(f"region {shown(name)}: offset must be >= 0 and byte_size > 0; got {offset} and {byte_size}")
         with self._lock:
@@ -86,8 +88,9 @@ class SharedMemory:
                 raise InvalidInput(f"at most {self.max_regions} shared-memory regions may be registered; unregister some")
             mapped = sum(r.offset + r.byte_size for r in self._regions.values())
             if mapped + offset + byte_size > self.max_bytes:
-                raise InvalidInput(f"registering {offset + byte_size} more bytes would map more than {self.max_bytes} "
-                                   "bytes of shared memory")
+                raise InvalidInput(
+                    f"registering {offset + byte_size} more bytes would map more than {self.max_bytes} bytes of shared memory"
+                )
             self._regions[name] = Region(name, key, offset, byte_size, _map(key, offset + byte_size))
 
     def unregister(self, name: str = "") -> None:
@@ -120,8 +123,7 @@ class SharedMemory:
         r = self._regions.get(name)
         if r is None:
             self._require()
-            raise InvalidInput(f"no shared-memory region {shown(name)} is registered: register it with "
-                               "SystemSharedMemoryRegister first")
+            raise InvalidInput(f"no shared-memory region {shown(name)} is registered: register it with SystemSharedMemoryRegister first")
         return r
 
     def input_bytes(self, params: dict[str, Any], tensor: str) -> memoryview | None:
@@ -134,8 +136,9 @@ class SharedMemory:
         view = self.region(target.region).view(target.offset, target.byte_size)
         data = np.ascontiguousarray(array)
         if data.nbytes > target.byte_size:
-            raise InvalidInput(f"output needs {data.nbytes} bytes; shared-memory region {shown(target.region)} "
-                               f"was given {target.byte_size}")
+            raise InvalidInput(
+                f"output needs {data.nbytes} bytes; shared-memory region {shown(target.region)} was given {target.byte_size}"
+            )
         np.frombuffer(view, dtype=np.uint8, count=data.nbytes)[:] = data.view(np.uint8).reshape(-1)
 
 

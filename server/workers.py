@@ -114,8 +114,9 @@ class Supervisor:
         try:
             held = [_reserve(s.host, s.port)] + ([_reserve(s.host, s.http_port)] if s.http_port >= 0 else [])
         except OSError as e:
-            log.error("zoo-server failed to start: cannot listen on %s (--port %s / --http-port %s): %s", s.host, s.port,
-                      s.http_port, e.strerror)
+            log.error(
+                "zoo-server failed to start: cannot listen on %s (--port %s / --http-port %s): %s", s.host, s.port, s.http_port, e.strerror
+            )
             return 2
         self.grpc_port = held[0].getsockname()[1]
         self.http_port = held[1].getsockname()[1] if len(held) > 1 else None
@@ -135,16 +136,21 @@ class Supervisor:
     def _worker_settings(self) -> ServerSettings:
         s = self.settings
         threads = max(1, s.intra_op_threads // s.workers) if s.intra_op_threads else max(1, (os.cpu_count() or 1) // s.workers)
-        update = dict(port=self.grpc_port, http_port=self.http_port if self.http_port is not None else -1, metrics_port=-1,
-                      workers=1, reuse_port=True, intra_op_threads=threads)
+        update = dict(
+            port=self.grpc_port,
+            http_port=self.http_port if self.http_port is not None else -1,
+            metrics_port=-1,
+            workers=1,
+            reuse_port=True,
+            intra_op_threads=threads,
+        )
         if self.loaded is not None and s.model_control_mode == "explicit":
             update["load_model"] = sorted(self.loaded)
         return s.model_copy(update=update)
 
     def _spawn(self, index: int) -> None:
         parent, child = self.ctx.Pipe()
-        proc = self.ctx.Process(target=_worker_main, args=(index, self._worker_settings(), child, self.folder),
-                                name=f"zoo-worker-{index}")
+        proc = self.ctx.Process(target=_worker_main, args=(index, self._worker_settings(), child, self.folder), name=f"zoo-worker-{index}")
         proc.start()
         child.close()
         self.workers[index] = (proc, parent)
@@ -170,9 +176,15 @@ class Supervisor:
                         return 1
             if not announced and len(self.ready) == len(self.workers):
                 announced = True
-                log.info("zoo-server listening on %s:%d (metrics port %s, HTTP port %s, model control %s, %d workers)",
-                         self.settings.host, self.grpc_port, metrics_port, self.http_port, self.settings.model_control_mode,
-                         len(self.workers))
+                log.info(
+                    "zoo-server listening on %s:%d (metrics port %s, HTTP port %s, model control %s, %d workers)",
+                    self.settings.host,
+                    self.grpc_port,
+                    metrics_port,
+                    self.http_port,
+                    self.settings.model_control_mode,
+                    len(self.workers),
+                )
         log.info("zoo-server shutting down: draining %d workers (grace %.1fs)", len(self.workers), self.settings.grace)
         return 0
 

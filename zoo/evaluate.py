@@ -46,9 +46,11 @@ def align_features(X: np.ndarray, names: list[str], card: ModelCard, source: str
         return np.ascontiguousarray(X[:, [names.index(f) for f in card.feature_names]])
     if X.shape[1] != card.num_features:
         missing = [f for f in card.feature_names if f not in names][:5]
-        raise DataError(f"{source}: model {card.name!r} expects {card.num_features} features "
-                        f"({', '.join(card.feature_names[:6])}{', ...' if card.num_features > 6 else ''}); "
-                        f"got {X.shape[1]} columns" + (f", missing {', '.join(missing)}" if names and not names[0].startswith("f") else ""))
+        raise DataError(
+            f"{source}: model {card.name!r} expects {card.num_features} features "
+            f"({', '.join(card.feature_names[:6])}{', ...' if card.num_features > 6 else ''}); "
+            f"got {X.shape[1]} columns" + (f", missing {', '.join(missing)}" if names and not names[0].startswith("f") else "")
+        )
     return np.ascontiguousarray(X)
 
 
@@ -56,7 +58,7 @@ def run_model(repo_root: str | Path, card: ModelCard, X: np.ndarray) -> dict[str
     """All outputs of the model on X via onnxruntime (CPU)."""
     path = repository.verify_model_file(repo_root, card)
     sess = open_session(str(path), threads=0).session
-    return dict(zip(OUTPUT_NAMES, sess.run(list(OUTPUT_NAMES), {INPUT_NAME: X})))
+    return dict(zip(OUTPUT_NAMES, sess.run(list(OUTPUT_NAMES), {INPUT_NAME: X}), strict=True))
 
 
 def evaluate(repo_root, name, version, X, y_true: np.ndarray, card: ModelCard | None = None) -> Evaluation:

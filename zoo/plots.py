@@ -74,6 +74,6 @@ def format_confusion_matrix(cm: np.ndarray, class_names: list[str]) -> str:
     names = [n[:12] for n in class_names]
     w = max(max(len(n) for n in names), len(str(cm.max())), 4)
     lines = [" " * (w + 2) + " ".join(f"{n:>{w}}" for n in names) + "   <- predicted"]
-    for n, row in zip(names, cm):
+    for n, row in zip(names, cm, strict=True):
         lines.append(f"{n:>{w}}  " + " ".join(f"{v:>{w}}" for v in row))
     return "\n".join(lines)

@@ -7,9 +7,11 @@ import hmac
 import grpc
 
 OPEN_PREFIX = "/grpc.health.v1.Health/"
-STREAMING = {"/inference.GRPCInferenceService/ModelStreamInfer",
-             "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-             "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"}
+STREAMING = {
+    "/inference.GRPCInferenceService/ModelStreamInfer",
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+}
 DENIED = "missing or wrong bearer token: send the metadata 'authorization: Bearer <token>'"
 
 

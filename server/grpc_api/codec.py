@@ -55,8 +55,11 @@ def decode(request: pb.ModelInferRequest, card: ModelCard, shm: SharedMemory | N
     """Step 1 for gRPC: the request checked against the model's card."""
     params = parameters(request.parameters) if request.parameters else {}
     call = make_call(card, inputs(request, shm), [o.name for o in request.outputs], params, request.id)
-    targets = {o.name: t for o in request.outputs if o.parameters and (t := parse_target(parameters(o.parameters), o.name))} \
-        if request.outputs else None
+    targets = (
+        {o.name: t for o in request.outputs if o.parameters and (t := parse_target(parameters(o.parameters), o.name))}
+        if request.outputs
+        else None
+    )
     if targets:
         if shm is None:
             raise InvalidInput("this server does not take shared-memory outputs")
@@ -66,8 +69,10 @@ def decode(request: pb.ModelInferRequest, card: ModelCard, shm: SharedMemory | N
             if t is not None:
                 need = rows * spec.dtype.itemsize * math.prod(spec.shape[1:])
                 if t.byte_size < need:
-                    raise InvalidInput(f"output {spec.name!r} of {rows} rows needs {need} bytes; {t.byte_size} were given "
-                                       f"in shared-memory region {t.region!r}")
+                    raise InvalidInput(
+                        f"output {spec.name!r} of {rows} rows needs {need} bytes; {t.byte_size} were given "
+                        f"in shared-memory region {t.region!r}"
+                    )
                 shm.region(t.region).view(t.offset, t.byte_size)  # bounds-checked now, not after the work
         call.extra[SHM_OUTPUTS] = targets
     return call

@@ -75,8 +75,10 @@ def handler(servicer) -> grpc.GenericRpcHandler:
         response_cls = getattr(pb, m.output_type.name)
         if m.client_streaming or m.server_streaming:
             methods[m.name] = grpc.stream_stream_rpc_method_handler(
-                impl, request_deserializer=_parser(request_cls), response_serializer=response_cls.SerializeToString)
+                impl, request_deserializer=_parser(request_cls), response_serializer=response_cls.SerializeToString
+            )
         else:
             methods[m.name] = grpc.unary_unary_rpc_method_handler(
-                _unary(impl), request_deserializer=_parser(request_cls), response_serializer=response_cls.SerializeToString)
+                _unary(impl), request_deserializer=_parser(request_cls), response_serializer=response_cls.SerializeToString
+            )
     return grpc.method_handlers_generic_handler(SERVICE.full_name, methods)

@@ -11,14 +11,14 @@ import functools
 import grpc
 
 from zoo.core import contract
+from zoo.core.repository import shown
 from zoo.proto import grpc_service_pb2 as pb
 from zoo.server.dataplane import DataPlane
-from zoo.core.repository import shown
 from zoo.server.errors import InvalidInput, NotAllowed, NotFound
-from zoo.server.inference import InferenceCall
 from zoo.server.grpc_api import codec
 from zoo.server.grpc_api.service import BadMessage
 from zoo.server.grpc_api.status import status_for
+from zoo.server.inference import InferenceCall
 from zoo.server.metrics import VersionStats
 
 STREAM_WINDOW = 512  # requests of one stream decoded and queued before its answers are read
@@ -166,8 +166,7 @@ class InferenceServicer:
         def answered(request, pending, _future) -> None:
             try:
                 result = self.plane.complete(pending)
-                resp = pb.ModelStreamInferResponse(
-                    infer_response=codec.encode(result, shm, pending.call.extra.get(codec.SHM_OUTPUTS)))
+                resp = pb.ModelStreamInferResponse(infer_response=codec.encode(result, shm, pending.call.extra.get(codec.SHM_OUTPUTS)))
             except Exception as e:
                 resp = failure(request, e)
             reply(resp)
@@ -181,8 +180,9 @@ class InferenceServicer:
                     try:
                         if isinstance(request, BadMessage):
                             raise request.error()
-                        pending = self.plane.start(request.model_name, request.model_version,
-                                                   functools.partial(codec.decode, request, shm=shm))
+                        pending = self.plane.start(
+                            request.model_name, request.model_version, functools.partial(codec.decode, request, shm=shm)
+                        )
                     except Exception as e:
                         reply(failure(request, e))
                         continue
@@ -213,8 +213,9 @@ class InferenceServicer:
             reader.cancel()
             guard.cancel()
         if state["idle"]:
-            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
-                                f"stream closed: no request for {self.stream_idle_timeout:g} s (--stream-idle-timeout)")
+            await context.abort(
+                grpc.StatusCode.DEADLINE_EXCEEDED, f"stream closed: no request for {self.stream_idle_timeout:g} s (--stream-idle-timeout)"
+            )
 
 
 def _local(peer: str) -> bool:

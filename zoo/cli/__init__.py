@@ -28,8 +28,12 @@ def _missing(name: str, extra: str, error: ImportError) -> click.Command:
     def callback(**_):
         raise click.ClickException(f"`zoo {name}` needs the {extra} extra: pip install 'zoo[{extra}]' ({error})")
 
-    return click.Command(name, callback=callback, help=f"(needs zoo[{extra}]: not installed)",
-                         context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+    return click.Command(
+        name,
+        callback=callback,
+        help=f"(needs zoo[{extra}]: not installed)",
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    )
 
 
 class LazyGroup(click.Group):

@@ -39,7 +39,12 @@ def list_cmd(repository: str, runs_dir: str) -> None:
 @click.argument("name")
 @click.option("--version", type=click.IntRange(1), help="Model version (default: latest).")
 @click.option("--repository", default=DEFAULT_REPOSITORY, show_default=True)
-@click.option("--data", "data_file", type=click.Path(dir_okay=False), help="Labelled file to score (default: the test split the model was trained with).")
+@click.option(
+    "--data",
+    "data_file",
+    type=click.Path(dir_okay=False),
+    help="Labelled file to score (default: the test split the model was trained with).",
+)
 @click.option("--target", help="Label column of --data.")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write the confusion matrix as a PNG here.")
 def evaluate(name, version, repository, data_file, target, plot) -> None:
@@ -51,7 +56,8 @@ def evaluate(name, version, repository, data_file, target, plot) -> None:
     import numpy as np
 
     from zoo.data import DataError
-    from zoo.evaluate import align_features, encode_labels, evaluate as run_eval, training_overlap
+    from zoo.evaluate import align_features, encode_labels, training_overlap
+    from zoo.evaluate import evaluate as run_eval
 
     card = card_of(repository, name, version)
     try:
@@ -66,8 +72,12 @@ def evaluate(name, version, repository, data_file, target, plot) -> None:
             source = data_file
             overlap, why = training_overlap(card, X)
             if overlap:
-                click.secho(f"warning: {overlap} of the {len(X)} rows of {data_file} were training rows of {name}: "
-                            "the accuracy below is optimistic", fg="yellow", err=True)
+                click.secho(
+                    f"warning: {overlap} of the {len(X)} rows of {data_file} were training rows of {name}: "
+                    "the accuracy below is optimistic",
+                    fg="yellow",
+                    err=True,
+                )
             elif why:
                 click.secho(f"note: cannot check {data_file} against the training rows: {why}", fg="yellow", err=True)
         else:

@@ -84,13 +84,15 @@ def records(pred) -> list[dict]:
     """One JSON-ready dict per row: label name, probabilities by class name, one_hot as the set class names."""
     names = pred.class_names
     out = []
-    for i, (p, oh, k) in enumerate(zip(pred.probabilities.tolist(), pred.one_hot.tolist(), pred.labels.tolist())):
-        out.append({
-            "row": i,
-            "label": names[k] if k >= 0 else None,
-            "probabilities": dict(zip(names, p)),
-            "one_hot": [n for n, v in zip(names, oh) if v],
-        })
+    for i, (p, oh, k) in enumerate(zip(pred.probabilities.tolist(), pred.one_hot.tolist(), pred.labels.tolist(), strict=True)):
+        out.append(
+            {
+                "row": i,
+                "label": names[k] if k >= 0 else None,
+                "probabilities": dict(zip(names, p, strict=True)),
+                "one_hot": [n for n, v in zip(names, oh, strict=True) if v],
+            }
+        )
     return out
 
 
@@ -107,7 +109,7 @@ def write_csv(pred, path: Path) -> None:
 def table(pred) -> str:
     """A plain-text table: row, label name, its probability (the top probability when no class is set)."""
     lines = [("row", "label", "probability")]
-    for i, (k, p) in enumerate(zip(pred.labels.tolist(), pred.probabilities.tolist())):
+    for i, (k, p) in enumerate(zip(pred.labels.tolist(), pred.probabilities.tolist(), strict=True)):
         lines.append((str(i), pred.class_names[k] if k >= 0 else "(none)", f"{(p[k] if k >= 0 else max(p)):.4f}"))
     widths = [max(len(line[c]) for line in lines) for c in range(3)]
     return "\n".join(f"{a:>{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}" for a, b, c in lines)
@@ -115,19 +117,33 @@ def table(pred) -> str:
 
 @click.command()
 @click.argument("model")
-@click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Rows to predict: .csv (header names matched to the model's features), .npy or .npz (array X).")
+@click.option(
+    "--input",
+    "input_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Rows to predict: .csv (header names matched to the model's features), .npy or .npz (array X).",
+)
 @click.option("--url", default="localhost:8001", show_default=True, help="Server address host:port.")
 @click.option("--threshold", type=click.FloatRange(0, 1), default=None, help="Decision threshold (default: the model's own).")
 @click.option("--version", "model_version", default=None, help="Model version (default: the latest the server serves).")
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write .csv or .json instead of printing a table.")
+@click.option(
+    "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write .csv or .json instead of printing a table."
+)
 @click.option("--tls", is_flag=True, help="Connect over TLS (system root certificates unless --tls-ca).")
-@click.option("--tls-ca", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="PEM CA certificates to trust (implies --tls).")
-@click.option("--tls-cert", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="PEM client certificate for mTLS (with --tls-key).")
+@click.option(
+    "--tls-ca", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="PEM CA certificates to trust (implies --tls)."
+)
+@click.option(
+    "--tls-cert", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="PEM client certificate for mTLS (with --tls-key)."
+)
 @click.option("--tls-key", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="PEM private key of --tls-cert.")
-@click.option("--token-file", type=click.Path(dir_okay=False, exists=True, path_type=Path), envvar="ZOO_AUTH_TOKEN_FILE",
-              help="File holding the server's bearer token [env ZOO_AUTH_TOKEN_FILE; or the token itself in ZOO_AUTH_TOKEN].")
+@click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    envvar="ZOO_AUTH_TOKEN_FILE",
+    help="File holding the server's bearer token [env ZOO_AUTH_TOKEN_FILE; or the token itself in ZOO_AUTH_TOKEN].",
+)
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds per server call.")
 def predict(model, input_path, url, threshold, model_version, output, tls, tls_ca, tls_cert, tls_key, token_file, timeout) -> None:
     """Send the rows of a file to a running zoo server and print (or save) the predictions."""
@@ -141,9 +157,13 @@ def predict(model, input_path, url, threshold, model_version, output, tls, tls_c
     if bool(tls_cert) != bool(tls_key):
         fail("mTLS needs both --tls-cert and --tls-key")
     token = token_file.read_text(encoding="utf-8").strip() if token_file else os.environ.get("ZOO_AUTH_TOKEN") or None
-    security = dict(tls=tls, root_certificates=tls_ca.read_bytes() if tls_ca else None, token=token,
-                    certificate_chain=tls_cert.read_bytes() if tls_cert else None,
-                    private_key=tls_key.read_bytes() if tls_key else None)
+    security = dict(
+        tls=tls,
+        root_certificates=tls_ca.read_bytes() if tls_ca else None,
+        token=token,
+        certificate_chain=tls_cert.read_bytes() if tls_cert else None,
+        private_key=tls_key.read_bytes() if tls_key else None,
+    )
     try:
         with ZooClient(url, timeout=timeout, **security) as client:
             info = client.metadata(model, model_version)

@@ -37,15 +37,42 @@ def _parse_hidden(value: str | None):
 @click.option("--lr", type=click.FloatRange(0, min_open=True), help="Learning rate.")
 @click.option("--weight-decay", type=click.FloatRange(0), help="L2 weight decay.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed (bit-reproducible on CPU).")
-@click.option("--val-split", type=click.FloatRange(0, 0.5), default=0.1, show_default=True, help="Share of the training split held out for validation.")
+@click.option(
+    "--val-split",
+    type=click.FloatRange(0, 0.5),
+    default=0.1,
+    show_default=True,
+    help="Share of the training split held out for validation.",
+)
 @click.option("--patience", type=click.IntRange(0), default=0, show_default=True, help="Early stopping patience in epochs (0: off).")
 @click.option("--normalize", type=click.Choice(["feature", "global", "none"]), help="Input normalisation fitted on the training split.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--threads", type=click.IntRange(0), default=0, show_default=True, help="CPU threads for training (0: auto, by step size).")
 @click.option("--data-dir", help="Folder of the Fashion-MNIST IDX files (default /usr/share/datasets/fashion-mnist).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def train(recipe, data_file, target, name, runs_dir, hidden, activation, dropout, optimizer, epochs, batch_size, lr,
-          weight_decay, seed, val_split, patience, normalize, device, threads, data_dir, quiet) -> None:
+def train(
+    recipe,
+    data_file,
+    target,
+    name,
+    runs_dir,
+    hidden,
+    activation,
+    dropout,
+    optimizer,
+    epochs,
+    batch_size,
+    lr,
+    weight_decay,
+    seed,
+    val_split,
+    patience,
+    normalize,
+    device,
+    threads,
+    data_dir,
+    quiet,
+) -> None:
     """Train a bundled recipe (`zoo train iris`) or your own data (`--data FILE --target COLUMN`)."""
     from zoo.core.repository import check_name
     from zoo.data import DataError, get_recipe, origin
@@ -66,12 +93,27 @@ def train(recipe, data_file, target, name, runs_dir, hidden, activation, dropout
         check_name(name)
     except (KeyError, DataError, ValueError) as e:
         fail(str(e.args[0]) if isinstance(e, KeyError) else str(e))
-    overrides = dict(hidden=_parse_hidden(hidden), activation=activation, dropout=dropout, optimizer=optimizer, epochs=epochs,
-                     batch_size=batch_size, lr=lr, weight_decay=weight_decay, normalize=normalize)
+    overrides = dict(
+        hidden=_parse_hidden(hidden),
+        activation=activation,
+        dropout=dropout,
+        optimizer=optimizer,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        normalize=normalize,
+    )
     from zoo.training.loop import TrainConfig
 
-    cfg = TrainConfig(**{**defaults, **{k: v for k, v in overrides.items() if v is not None}},
-                      seed=seed, val_fraction=val_split, patience=patience, device=device, threads=threads)
+    cfg = TrainConfig(
+        **{**defaults, **{k: v for k, v in overrides.items() if v is not None}},
+        seed=seed,
+        val_fraction=val_split,
+        patience=patience,
+        device=device,
+        threads=threads,
+    )
     train_and_save(name, data, cfg, runs_dir, quiet)
 
 
@@ -90,8 +132,10 @@ def train_and_save(name, data, cfg, runs_dir, quiet) -> Path | None:
             distributed.shutdown()
         return None
 
-    click.echo(f"training {name}: {len(data.X_train)} rows x {data.num_features} features, {data.num_classes} classes ({data.task}), "
-               f"hidden {','.join(map(str, cfg.hidden))}, {cfg.epochs} epochs")
+    click.echo(
+        f"training {name}: {len(data.X_train)} rows x {data.num_features} features, {data.num_classes} classes ({data.task}), "
+        f"hidden {','.join(map(str, cfg.hidden))}, {cfg.epochs} epochs"
+    )
     bar = tqdm(total=cfg.epochs, unit="epoch", disable=True if quiet else None, file=sys.stderr, leave=False)  # None: off when not a TTY
 
     def on_epoch(row):
@@ -112,8 +156,10 @@ def train_and_save(name, data, cfg, runs_dir, quiet) -> Path | None:
     path = _save(name, data, cfg, runs_dir, result)
     m = result.metrics
     ranks = f" on {m['world_size']} ranks" if m.get("world_size", 1) > 1 else ""
-    click.echo(f"test accuracy {m['test_accuracy']:.4f} after {m['epochs_run']} epochs in {m['train_seconds']:.1f}s{ranks} "
-               f"({m['parameters']:,} parameters) -> {path}")
+    click.echo(
+        f"test accuracy {m['test_accuracy']:.4f} after {m['epochs_run']} epochs in {m['train_seconds']:.1f}s{ranks} "
+        f"({m['parameters']:,} parameters) -> {path}"
+    )
     return path
 
 
@@ -124,15 +170,17 @@ def _save(name, data, cfg, runs_dir, result) -> Path:
 
     from zoo import plots
     from zoo.core import decision
+    from zoo.core.repository import FIGURES
     from zoo.training.checkpoint import save_run
 
     with torch.no_grad():
         probs = result.model.probabilities(torch.as_tensor(data.X_test)).numpy()
-    extra = {"training_curve.png": plots.training_curve_png(result.history, f"{name}: training")}
+    # Named as the exporter looks for them: `zoo export` carries them into the version folder for the server's pages.
+    extra = {FIGURES["training_curve"]: plots.training_curve_png(result.history, f"{name}: training")}
     if data.task != "multilabel":
         pred = decision.labels(probs, data.task, decision.default_threshold(data.task))
         cm = plots.confusion_matrix(np.asarray(data.y_test), pred, data.num_classes)
-        extra["confusion_matrix.png"] = plots.confusion_matrix_png(cm, data.class_names, f"{name}: test split")
+        extra[FIGURES["confusion_matrix"]] = plots.confusion_matrix_png(cm, data.class_names, f"{name}: test split")
     return save_run(runs_dir, name, result.model, data, cfg.to_dict(), result.metrics, result.history, extra)
 
 
@@ -154,8 +202,10 @@ def export(name, runs_dir, repository, run_path, threshold) -> None:
         fail(str(e))
     p = result.parity
     click.echo(f"exported {result.name} version {result.version} -> {result.path}")
-    click.echo(f"parity on {p['rows']} held-out rows: max |p_torch - p_onnx| = {p['max_abs_diff_probabilities']:.2e} "
-               f"(<= {p['tolerance']:.0e}), one-hot agreement {p['one_hot_agreement']:.0%}, batch-invariant")
+    click.echo(
+        f"parity on {p['rows']} held-out rows: max |p_torch - p_onnx| = {p['max_abs_diff_probabilities']:.2e} "
+        f"(<= {p['tolerance']:.0e}), one-hot agreement {p['one_hot_agreement']:.0%}, batch-invariant"
+    )
 
 
 @click.command()

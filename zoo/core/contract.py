@@ -100,7 +100,7 @@ class ModelCard:
         return (TensorSpec(PROBABILITIES, "FP32", (-1, c)), TensorSpec(ONE_HOT, "FP32", (-1, c)), TensorSpec(LABEL, "INT64", (-1,)))
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ModelCard":
+    def from_dict(cls, d: dict) -> ModelCard:
         """Build a card from the parsed metadata.json; raises ValueError naming a missing or bad key."""
         if not isinstance(d, dict):
             raise ValueError(f"metadata must be a JSON object; got {type(d).__name__}")

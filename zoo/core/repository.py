@@ -17,9 +17,15 @@ from zoo.core.contract import ModelCard
 MODEL_FILE = "model.onnx"
 METADATA_FILE = "metadata.json"
 CONFIG_FILE = "config.pbtxt"
+# Figures a training run made, carried into the version folder at export: figure -> file name. The names are fixed
+# here, so a reader never builds a path from a request or from metadata; metadata.json's "figures" maps each
+# figure carried to the SHA-256 of its bytes.
+FIGURES = {"training_curve": "training_curve.png", "confusion_matrix": "confusion_matrix.png"}
+FIGURES_KEY = "figures"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 MAX_NAME_LENGTH = 128
 # One path component: letters, digits, '.', '_', '-'; never '.', '..' or a hidden name.
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,%d}" % (MAX_NAME_LENGTH - 1))
+NAME_PATTERN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_NAME_LENGTH - 1}}}")
 # Canonical decimals only: '01', '+1' or ' 1' are not version 1.
 VERSION_PATTERN = re.compile(r"[1-9][0-9]{0,17}")
 
@@ -32,8 +38,10 @@ def is_valid_name(name: str) -> bool:
 def check_name(name: str) -> str:
     """Return `name` if it is a valid model name, else raise ValueError saying what is allowed."""
     if not is_valid_name(name):
-        raise ValueError(f"invalid model name {shown(name)}: use letters, digits, '.', '_' or '-', "
-                         f"at most {MAX_NAME_LENGTH} characters, not starting with '.', '_' or '-'")
+        raise ValueError(
+            f"invalid model name {shown(name)}: use letters, digits, '.', '_' or '-', "
+            f"at most {MAX_NAME_LENGTH} characters, not starting with '.', '_' or '-'"
+        )
     return name
 
 
@@ -93,6 +101,14 @@ def sha256_file(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def figures(metadata: dict) -> dict[str, str]:
+    """The figures a version's metadata records: figure -> SHA-256, known figures with a well-formed digest only."""
+    found = metadata.get(FIGURES_KEY)
+    if not isinstance(found, dict):
+        return {}
+    return {k: v for k, v in found.items() if k in FIGURES and isinstance(v, str) and _SHA256.fullmatch(v)}
 
 
 def parse_card(text: str | bytes, source: str) -> ModelCard:

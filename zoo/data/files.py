@@ -13,10 +13,10 @@ import itertools
 import math
 import zipfile
 from array import array
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -59,8 +59,9 @@ def load_file(path: str | Path, target: str | None, *, name: str | None = None, 
         raise DataError(f"{path}: unsupported file type {suffix!r}; expected .csv, .npz or .parquet")
     y, class_names, task = _encode_targets(path, labels, targets)
     del labels  # a code per row: not needed while from_arrays splits
-    return from_arrays(name or path.stem, X, y, features, class_names, task, seed=seed, test_fraction=test_fraction,
-                       source=str(path.resolve()))
+    return from_arrays(
+        name or path.stem, X, y, features, class_names, task, seed=seed, test_fraction=test_fraction, source=str(path.resolve())
+    )
 
 
 def read_rows(path: str | Path, target: str | None) -> tuple[np.ndarray, list[str], list[list[str]] | None]:
@@ -127,7 +128,7 @@ def _label_rows(labels: list[_Labels], n: int) -> list[list[str]]:
     """Per-row label lists, the shape read_rows returns."""
     if not labels:
         return [[] for _ in range(n)]
-    return [list(row) for row in zip(*(lab.texts() for lab in labels))]
+    return [list(row) for row in zip(*(lab.texts() for lab in labels), strict=True)]
 
 
 def _encode_targets(path: Path, labels: list[_Labels], targets: list[str]):
@@ -263,8 +264,10 @@ def _not_utf8(path: Path, delimiter: str, head: bytes, byte: int, offset: int, l
     else:  # a text file in a legacy 8-bit encoding, most often
         came = "is it Latin-1 or Windows-1252? save it as UTF-8"
     kind = _kind(delimiter)
-    raise DataError(f"{path}: not a UTF-8 text {kind} file (byte 0x{byte:02x} at offset {offset}, line {line}; "
-                    f"{came}); expected a UTF-8 {kind} file with a header line")
+    raise DataError(
+        f"{path}: not a UTF-8 text {kind} file (byte 0x{byte:02x} at offset {offset}, line {line}; "
+        f"{came}); expected a UTF-8 {kind} file with a header line"
+    )
 
 
 def _first_record(path: Path, delimiter: str) -> list[str] | None:
@@ -293,16 +296,16 @@ def _read_csv_fast(path: Path, targets: list[str], delimiter: str, dtype):
     n = 0
     try:
         for batch in _arrow_batches(path, delimiter, raw, f_idx, t_idx):
-            if batch is None or not _put_floats(batch, f_idx, X[n:n + batch.num_rows]):
+            if batch is None or not _put_floats(batch, f_idx, X[n : n + batch.num_rows]):
                 return None
             for k, i in enumerate(t_idx):
                 if batch.column(i).null_count:  # strings are never null unless told to be; defer rather than guess
                     return None
-                codes[k][n:n + batch.num_rows] = _batch_codes(batch.column(i), seen[k])
+                codes[k][n : n + batch.num_rows] = _batch_codes(batch.column(i), seen[k])
             n += batch.num_rows
     except pa.ArrowException:  # a cell that is not a number, a ragged row, bad UTF-8 in a label, ...
         return None
-    labels = [_Labels(list(s), c[:n]).mapped(str.strip) for s, c in zip(seen, codes)]
+    labels = [_Labels(list(s), c[:n]).mapped(str.strip) for s, c in zip(seen, codes, strict=True)]
     if n == 0 or any(v.lower() in _MISSING_LABELS or "\x00" in v for lab in labels for v in lab.values):
         return None
     return X[:n], labels, [header[i] for i in f_idx], targets
@@ -317,9 +320,11 @@ def _arrow_batches(path: Path, delimiter: str, raw: list[str], f_idx: list[int],
     # their text and each batch hands over its few distinct labels plus an integer per row.
     types = {raw[i]: pa.float64() for i in f_idx} | {raw[i]: pa.dictionary(pa.int32(), pa.string()) for i in t_idx}
     reader = pacsv.open_csv(
-        path, read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK_BYTES),
+        path,
+        read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK_BYTES),
         parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
-        convert_options=pacsv.ConvertOptions(column_types=types))
+        convert_options=pacsv.ConvertOptions(column_types=types),
+    )
     if reader.schema.names != raw:
         yield None
         return
@@ -384,17 +389,16 @@ def _read_csv_careful(path: Path, targets: list[str], delimiter: str, dtype):
             seen: list[dict[str, int]] = [{} for _ in t_idx]
             for line, row in itertools.chain([second], records):
                 row_labels = _check_row(path, header, f_idx, t_idx, line, row, values)
-                for s, c, lab in zip(seen, codes, row_labels):
+                for s, c, lab in zip(seen, codes, row_labels, strict=True):
                     c.append(s.setdefault(lab, len(s)))
         except csv.Error as e:  # e.g. a field over the csv module's size limit
             raise DataError(f"{path}: line {reader.line_num}: {e}") from None
     X = np.frombuffer(values, dtype=np.float64).reshape(-1, len(f_idx)).astype(dtype)
-    labels = [_Labels(list(s), np.frombuffer(c, dtype=np.int64)) for s, c in zip(seen, codes)]
+    labels = [_Labels(list(s), np.frombuffer(c, dtype=np.int64)) for s, c in zip(seen, codes, strict=True)]
     return X, labels, [header[i] for i in f_idx], targets
 
 
-def _check_row(path: Path, header: list[str], f_idx: list[int], t_idx: list[int], line: int, row: list[str],
-               values: array) -> list[str]:
+def _check_row(path: Path, header: list[str], f_idx: list[int], t_idx: list[int], line: int, row: list[str], values: array) -> list[str]:
     """Append a record's feature values to `values` and return its labels; raise at its first bad cell."""
     if len(row) != len(header):
         raise DataError(f"{path}: line {line} has {len(row)} fields; the header has {len(header)}")
@@ -408,7 +412,7 @@ def _check_row(path: Path, header: list[str], f_idx: list[int], t_idx: list[int]
             raise DataError(f"{path}: column {header[i]!r}, line {line}: {cell!r} is not a finite number (NaN/Inf)")
         values.append(v)
     labels = [row[i].strip() for i in t_idx]
-    for i, lab in zip(t_idx, labels):
+    for i, lab in zip(t_idx, labels, strict=True):
         if lab.lower() in _MISSING_LABELS:
             raise DataError(f"{path}: column {header[i]!r}, line {line}: the label is missing")
     return labels
@@ -423,7 +427,11 @@ def _read_npz(path: Path, dtype=np.float64):
         if "X" not in z or "y" not in z:
             raise DataError(f"{path}: expected arrays 'X' (features) and 'y' (labels); found {', '.join(z.files) or 'none'}")
         X, y = _npz_array(path, z, "X"), _npz_array(path, z, "y")
-        features = [str(s) for s in _npz_array(path, z, "feature_names")] if "feature_names" in z else [f"f{i}" for i in range(X.shape[1] if X.ndim == 2 else 0)]
+        features = (
+            [str(s) for s in _npz_array(path, z, "feature_names")]
+            if "feature_names" in z
+            else [f"f{i}" for i in range(X.shape[1] if X.ndim == 2 else 0)]
+        )
         targets = [str(s) for s in _npz_array(path, z, "target_names")] if "target_names" in z else ["y"]
     if X.ndim != 2 or X.shape[0] == 0:
         raise DataError(f"{path}: 'X' must be a non-empty 2-D array [rows, features]; got shape {list(X.shape)}")

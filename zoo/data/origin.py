@@ -37,8 +37,13 @@ def load(origin: dict, name: str | None = None) -> Dataset:
     elif "file" in origin:
         from zoo.data.files import load_file
 
-        data = load_file(origin["file"], origin["target"], name=name, seed=origin.get("seed", FILE_SPLIT_SEED),
-                         test_fraction=origin.get("test_fraction", FILE_TEST_FRACTION))
+        data = load_file(
+            origin["file"],
+            origin["target"],
+            name=name,
+            seed=origin.get("seed", FILE_SPLIT_SEED),
+            test_fraction=origin.get("test_fraction", FILE_TEST_FRACTION),
+        )
     else:
         raise DataError("the model does not record where its training data came from (exported by an older zoo)")
     data.origin = dict(origin)

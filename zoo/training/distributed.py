@@ -62,7 +62,7 @@ def wrap(layers: nn.Module, device: torch.device) -> nn.Module:
 def shard(batch: tuple[torch.Tensor, torch.Tensor], ctx: DistContext) -> tuple[torch.Tensor, torch.Tensor]:
     """This rank's rows of a global batch: every world_size-th row, starting at its rank."""
     xb, yb = batch
-    return xb[ctx.rank::ctx.world_size], yb[ctx.rank::ctx.world_size]
+    return xb[ctx.rank :: ctx.world_size], yb[ctx.rank :: ctx.world_size]
 
 
 def shutdown() -> None:

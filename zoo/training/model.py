@@ -36,7 +36,7 @@ class MLPSpec:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "MLPSpec":
+    def from_dict(cls, d: dict) -> MLPSpec:
         """Inverse of to_dict."""
         d = dict(d)
         d["hidden"] = tuple(d["hidden"])

@@ -26,10 +26,10 @@ class FlatParameters:
         offset = 0
         for p in params:
             k = p.numel()
-            self.data[offset:offset + k].copy_(p.detach().reshape(-1))
-            p.data = self.data[offset:offset + k].view_as(p)
+            self.data[offset : offset + k].copy_(p.detach().reshape(-1))
+            p.data = self.data[offset : offset + k].view_as(p)
             # A defined .grad makes autograd accumulate in place, i.e. straight into the flat buffer.
-            p.grad = self.grad[offset:offset + k].view_as(p)
+            p.grad = self.grad[offset : offset + k].view_as(p)
             offset += k
 
     def zero_grad(self) -> None:
@@ -60,8 +60,8 @@ class FlatAdam:
             g = g.add(p, alpha=self.weight_decay)
         self.exp_avg.lerp_(g, 1 - self.b1)
         self.exp_avg_sq.mul_(self.b2).addcmul_(g, g, value=1 - self.b2)
-        bias1 = 1 - self.b1 ** self.steps
-        bias2_sqrt = math.sqrt(1 - self.b2 ** self.steps)
+        bias1 = 1 - self.b1**self.steps
+        bias2_sqrt = math.sqrt(1 - self.b2**self.steps)
         denom = (self.exp_avg_sq.sqrt() / bias2_sqrt).add_(self.eps)
         p.addcdiv_(self.exp_avg, denom, value=-self.lr / bias1)
 
