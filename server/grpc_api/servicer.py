@@ -13,13 +13,13 @@ import grpc
 from zoo.core import contract
 from zoo.core.repository import shown
 from zoo.proto import grpc_service_pb2 as pb
+from zoo.server import statistics
 from zoo.server.dataplane import DataPlane
 from zoo.server.errors import InvalidInput, NotAllowed, NotFound
 from zoo.server.grpc_api import codec
 from zoo.server.grpc_api.service import BadMessage
 from zoo.server.grpc_api.status import status_for
 from zoo.server.inference import InferenceCall
-from zoo.server.metrics import VersionStats
 
 STREAM_WINDOW = 512  # requests of one stream decoded and queued before its answers are read
 
@@ -64,10 +64,7 @@ class InferenceServicer:
         return pb.ModelConfigResponse(config=self.plane.model_config(await self.plane.lookup(request.name, request.version)))
 
     async def ModelStatistics(self, request, context):
-        resp = pb.ModelStatisticsResponse()
-        for name, version, stats in self.plane.statistics(request.name, request.version):
-            _fill_stats(resp.model_stats.add(name=name, version=str(version)), stats)
-        return resp
+        return statistics.message(self.plane.statistics(request.name, request.version))
 
     # repository
 
@@ -221,19 +218,3 @@ class InferenceServicer:
 def _local(peer: str) -> bool:
     """Whether a gRPC peer string names this host (loopback or a Unix socket)."""
     return peer.startswith(("ipv4:127.", "ipv6:[::1]", "unix:", "ipv6:[::ffff:127."))
-
-
-def _fill_stats(m: pb.ModelStatistics, s: VersionStats) -> None:
-    m.last_inference, m.inference_count, m.execution_count = s.last_inference_ms, s.inference_count, s.execution_count
-    st = m.inference_stats
-    st.success.count, st.success.ns = s.success_count, s.success_ns
-    st.fail.count, st.fail.ns = s.fail_count, s.fail_ns
-    st.queue.count, st.queue.ns = s.queue_count, s.queue_ns
-    st.compute_infer.count, st.compute_infer.ns = s.compute_count, s.compute_ns
-    # The whole model call is timed as compute_infer; perf_analyzer requires the three compute
-    # counts to agree, so input/output preparation report the same count with no time of their own.
-    st.compute_input.count = st.compute_output.count = s.compute_count
-    for rows, (count, ns) in sorted(s.batch_sizes.items()):
-        b = m.batch_stats.add(batch_size=rows)
-        b.compute_infer.count, b.compute_infer.ns = count, ns
-        b.compute_input.count = b.compute_output.count = count

@@ -6,7 +6,7 @@ import logging
 
 import grpc
 
-from zoo.server.errors import ControlDisabled, InvalidInput, ModelNotReady, NotAllowed, NotFound, Overloaded, RegionExists
+from zoo.server.errors import INTERNAL_MESSAGE, ControlDisabled, InvalidInput, ModelNotReady, NotAllowed, NotFound, Overloaded, RegionExists
 
 log = logging.getLogger("zoo.server")
 
@@ -19,7 +19,6 @@ STATUS = {
     Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
     ControlDisabled: grpc.StatusCode.FAILED_PRECONDITION,
 }
-INTERNAL_MESSAGE = "internal server error; the server log has the details"
 
 
 def code_for(exc: BaseException) -> grpc.StatusCode:
