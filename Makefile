@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # torch first and pinned: here it is the CPU build on local disk; an unpinned torch would pull a multi-GB CUDA build.
 TORCH ?= torch==2.13.0
 
-.PHONY: setup serve test bench clean
+.PHONY: setup serve test lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -21,6 +21,11 @@ serve: setup  ## fill ./models with the default zoo if it lacks it, then serve i
 
 test: setup
 	$(BIN)/python -m pytest
+
+lint: setup  ## ruff (lint and format) and mypy on zoo/, server/ and client/
+	$(BIN)/ruff check zoo server client
+	$(BIN)/ruff format --check zoo server client
+	MYPY=$(abspath $(BIN))/mypy bash .ci/typecheck
 
 bench: setup  ## training bench, then the serving bench (every serving goal, 3 rounds, ~20 min; rewrites "## Serving" in bench/RESULTS.md)
 	$(BIN)/python bench/train_bench.py

@@ -19,6 +19,8 @@ from zoo.core.repository import METADATA_FILE, MODEL_FILE, shown
 from zoo.server.errors import InvalidInput
 
 MAX_METADATA_BYTES = 16 * 1024 * 1024  # 8 self-check rows of a very wide model fit many times over
+MAX_FIGURE_BYTES = 8 * 1024 * 1024  # matplotlib's PNGs of a run are tens of kilobytes; a 1,000-class matrix stays far below
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 Signature = tuple  # what stat says of a version's files; a change means the files changed
 
@@ -44,8 +46,10 @@ class RepositoryFiles:
     def check_name(name: str) -> str:
         """`name` if it is a model name (no file-system access); InvalidInput saying what a name may be otherwise."""
         if not repository.is_valid_name(name):
-            raise InvalidInput(f"invalid model name {shown(name)}: a model name is letters, digits, '.', '_' or '-' "
-                               f"(at most {repository.MAX_NAME_LENGTH}, not starting with '.', '_' or '-')")
+            raise InvalidInput(
+                f"invalid model name {shown(name)}: a model name is letters, digits, '.', '_' or '-' "
+                f"(at most {repository.MAX_NAME_LENGTH}, not starting with '.', '_' or '-')"
+            )
         return name
 
     def model_dir(self, name: str) -> Path:
@@ -54,8 +58,10 @@ class RepositoryFiles:
         if not self.allow_external_symlinks:
             real, real_root = os.path.realpath(path), os.path.realpath(self.root)
             if os.path.dirname(real) != real_root:
-                raise ValueError(f"{name} resolves outside the repository (a symlink to {real}); "
-                                 "refused unless the server runs with --allow-external-symlinks")
+                raise ValueError(
+                    f"{name} resolves outside the repository (a symlink to {real}); "
+                    "refused unless the server runs with --allow-external-symlinks"
+                )
         return path
 
     def model_names(self) -> list[str]:
@@ -100,9 +106,23 @@ class RepositoryFiles:
         model = self._read(model_path, self.max_model_bytes, "--max-model-bytes")
         digest = repository.sha256_bytes(model)
         if digest != card.model_sha256:
-            raise ValueError(f"{model_path} is corrupt: SHA-256 {digest[:12]}... does not match the exported "
-                             f"{card.model_sha256[:12]}...")
+            raise ValueError(f"{model_path} is corrupt: SHA-256 {digest[:12]}... does not match the exported {card.model_sha256[:12]}...")
         return VersionFiles(card, model, signature)
+
+    def read_figure(self, name: str, version: int, figure: str, sha256: str) -> bytes:
+        """A figure's PNG bytes from the version's folder (file name from repository.FIGURES, never from a caller);
+        ValueError unless they are a PNG whose SHA-256 is the one its card records."""
+        fname = repository.FIGURES.get(figure)
+        if fname is None:
+            raise ValueError(f"{shown(figure)} is not a figure; figures are {', '.join(repository.FIGURES)}")
+        path = self.model_dir(name) / str(int(version)) / fname
+        data = self._read(path, MAX_FIGURE_BYTES, "--")
+        digest = repository.sha256_bytes(data)
+        if digest != sha256:
+            raise ValueError(f"{path} changed since export: SHA-256 {digest[:12]}... does not match the recorded {sha256[:12]}...")
+        if not data.startswith(PNG_SIGNATURE):  # the card vouches for these bytes; still, only a PNG goes out as image/png
+            raise ValueError(f"{path} is not a PNG")
+        return data
 
     def _read(self, path: Path, limit: int, flag: str) -> bytes:
         """A regular file's bytes, at most `limit`; it must lie inside the model's folder once symlinks resolve."""
@@ -138,8 +158,13 @@ class RepositoryFiles:
 
 
 def _kind(mode: int) -> str:
-    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                       (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder")):
+    for test, name in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISDIR, "a folder"),
+    ):
         if test(mode):
             return name
     return "not a plain file"

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from zoo.core import repository
 from zoo.core.contract import ModelCard
@@ -84,12 +84,18 @@ class ModelEntry:
 class Registry:
     """Loads the repository's models, answers lookups, and follows the disk without failing requests."""
 
-    def __init__(self, settings: ServerSettings, metrics: Metrics, on_change: Callable[[str, bool], None] | None = None,
-                 files: RepositoryFiles | None = None):
+    def __init__(
+        self,
+        settings: ServerSettings,
+        metrics: Metrics,
+        on_change: Callable[[str, bool], None] | None = None,
+        files: RepositoryFiles | None = None,
+    ):
         self.settings = settings
         self.metrics = metrics
-        self.files = files or RepositoryFiles(settings.repository, max_model_bytes=settings.max_model_bytes,
-                                              allow_external_symlinks=settings.allow_external_symlinks)
+        self.files = files or RepositoryFiles(
+            settings.repository, max_model_bytes=settings.max_model_bytes, allow_external_symlinks=settings.allow_external_symlinks
+        )
         self.loader = Loader(LOADER_THREADS, settings.load_timeout)
         self._on_change = on_change
         self._models: dict[str, ModelEntry] = {}
@@ -134,7 +140,7 @@ class Registry:
                 "explicit": "load it with RepositoryModelLoad (POST /v2/repository/models/NAME/load)",
                 "poll": "it will be loaded at the next repository poll; its failure, if any, shows in RepositoryIndex",
                 "none": "the server loads the repository only at start (--model-control-mode none): restart it, "
-                        "or run it with --model-control-mode poll or explicit",
+                "or run it with --model-control-mode poll or explicit",
             }[mode]
             return f"model {shown(name)} is in the repository but not loaded: {how}"
         known = ", ".join(self.names()) or "none"
@@ -242,8 +248,10 @@ class Registry:
     def _require_explicit(self, what: str) -> None:
         mode = self.settings.model_control_mode
         if mode != "explicit":
-            raise ControlDisabled(f"cannot {what} models: the server runs with --model-control-mode {mode}; "
-                                  "start it with --model-control-mode explicit to load and unload models by request")
+            raise ControlDisabled(
+                f"cannot {what} models: the server runs with --model-control-mode {mode}; "
+                "start it with --model-control-mode explicit to load and unload models by request"
+            )
 
     def _lock(self, name: str) -> asyncio.Lock:
         return self._locks.setdefault(name, asyncio.Lock())
@@ -265,9 +273,8 @@ class Registry:
             entry.error = ""
             loaded, failed = dict(entry.loaded), {v: f for v, f in entry.failed.items() if v in on_disk}
             retired: list[LoadedVersion] = []
-            results = await asyncio.gather(*(self._sync_version(name, v, loaded.get(v), failed.get(v), retry_failed)
-                                             for v in on_disk))
-            for v, (lv, failure) in zip(on_disk, results):
+            results = await asyncio.gather(*(self._sync_version(name, v, loaded.get(v), failed.get(v), retry_failed) for v in on_disk))
+            for v, (lv, failure) in zip(on_disk, results, strict=True):
                 if failure is not None:
                     failed[v] = failure
                     continue
@@ -300,8 +307,9 @@ class Registry:
                 self._notify(name, entry.ready)
             return entry
 
-    async def _sync_version(self, name: str, v: int, current: LoadedVersion | None, failure: Failure | None,
-                            retry_failed: bool) -> tuple[LoadedVersion | None, Failure | None]:
+    async def _sync_version(
+        self, name: str, v: int, current: LoadedVersion | None, failure: Failure | None, retry_failed: bool
+    ) -> tuple[LoadedVersion | None, Failure | None]:
         """(the version to serve, or its failure) after comparing its files with what serves or failed."""
         try:
             signature = await self.loader.run(f"checking {name} v{v}", self.files.signature, name, v, timeout_s=SCAN_TIMEOUT_S)

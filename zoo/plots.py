@@ -6,6 +6,9 @@ import io
 
 import numpy as np
 
+from zoo.core import decision
+from zoo.core.repository import FIGURES
+
 
 def _figure_bytes(fig) -> bytes:
     import matplotlib.pyplot as plt
@@ -77,3 +80,16 @@ def format_confusion_matrix(cm: np.ndarray, class_names: list[str]) -> str:
     for n, row in zip(names, cm, strict=True):
         lines.append(f"{n:>{w}}  " + " ".join(f"{v:>{w}}" for v in row))
     return "\n".join(lines)
+
+
+def run_figures(
+    name: str, history: list[dict], task: str, y_test: np.ndarray, probabilities: np.ndarray, class_names: list[str]
+) -> dict[str, bytes]:
+    """A run's PNGs by file name, as `zoo export` carries them: the training curve and (single-label tasks) the
+    confusion matrix of the test split at the task's default threshold."""
+    out = {FIGURES["training_curve"]: training_curve_png(history, f"{name}: training")}
+    if task != "multilabel":
+        pred = decision.labels(probabilities, task, decision.default_threshold(task))
+        cm = confusion_matrix(np.asarray(y_test), pred, len(class_names))
+        out[FIGURES["confusion_matrix"]] = confusion_matrix_png(cm, class_names, f"{name}: test split")
+    return out

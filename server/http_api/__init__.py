@@ -1,4 +1,4 @@
-"""The HTTP/REST transport of the KServe v2 protocol (with Triton's extensions) beside gRPC, on the same loop and data plane."""
+"""The KServe v2 REST transport (with Triton's extensions) and the model browser, beside gRPC on the same loop and data plane."""
 
 from zoo.server.http_api.server import HttpServer
 

@@ -120,8 +120,9 @@ def _json_end(header_length: str | None, size: int) -> int:
     except ValueError:
         end = -1
     if not 0 <= end <= size:
-        raise InvalidInput(f"{HEADER_LENGTH} must be the byte length of the JSON, between 0 and the body's {size} bytes; "
-                           f"got {_shown(header_length)}")
+        raise InvalidInput(
+            f"{HEADER_LENGTH} must be the byte length of the JSON, between 0 and the body's {size} bytes; got {_shown(header_length)}"
+        )
     return end
 
 
@@ -147,9 +148,11 @@ def _inputs(items: Any, binary: memoryview, has_header_length: bool) -> list[Inp
             raise InvalidInput(f"input {_shown(name)} has both data and {BINARY_DATA_SIZE}: send it one way")
         if offset + size > len(binary):
             hint = "" if has_header_length else f" (send the {HEADER_LENGTH} header)"
-            raise InvalidInput(f"input {_shown(name)} has {BINARY_DATA_SIZE} {size} but only {len(binary) - offset} bytes "
-                               f"of binary data follow the JSON{hint}")
-        out.append(InputTensor(name, datatype, shape, raw=binary[offset:offset + size]))
+            raise InvalidInput(
+                f"input {_shown(name)} has {BINARY_DATA_SIZE} {size} but only {len(binary) - offset} bytes "
+                f"of binary data follow the JSON{hint}"
+            )
+        out.append(InputTensor(name, datatype, shape, raw=binary[offset : offset + size]))
         offset += size
     if offset != len(binary):
         raise InvalidInput(f"{len(binary) - offset} bytes of binary data follow the JSON that no input's {BINARY_DATA_SIZE} claims")
@@ -159,8 +162,10 @@ def _inputs(items: Any, binary: memoryview, has_header_length: bool) -> list[Inp
 def _values(name: str, data: Any) -> np.ndarray:
     """JSON data, flat or nested, as one flat array in row-major order (its numbers are checked by make_call)."""
     if not isinstance(data, list):
-        raise InvalidInput(f"input {_shown(name)} needs data, a list of numbers (flat or nested), or binary data "
-                           f"with parameters.{BINARY_DATA_SIZE}; got {_shown(data)}")
+        raise InvalidInput(
+            f"input {_shown(name)} needs data, a list of numbers (flat or nested), or binary data "
+            f"with parameters.{BINARY_DATA_SIZE}; got {_shown(data)}"
+        )
     try:
         return np.array(data).ravel()
     except (TypeError, ValueError):  # nested lists of unequal lengths

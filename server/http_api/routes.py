@@ -37,12 +37,13 @@ class Call:
 
 @dataclass(slots=True)
 class Reply:
-    """One response: status, body and its content type, extra headers."""
+    """One response: status, body and its content type, extra headers, the charset of a text body."""
 
     status: int = 200
     body: bytes = b""
     content_type: str | None = codec.JSON_TYPE
     headers: dict[str, str] = field(default_factory=dict)
+    charset: str | None = None
 
 
 Handler = Callable[[Call], Awaitable[Reply]]
@@ -108,8 +109,15 @@ class Endpoints:
     async def model_metadata(self, call: Call) -> Reply:
         name = call.params["name"]
         lv = await self.plane.lookup(name, call.params.get("version", ""))
-        return reply({"name": name, "versions": self.plane.versions(name), "platform": contract.PLATFORM,
-                      "inputs": [_tensor(lv.card.input)], "outputs": [_tensor(s) for s in lv.card.outputs]})
+        return reply(
+            {
+                "name": name,
+                "versions": self.plane.versions(name),
+                "platform": contract.PLATFORM,
+                "inputs": [_tensor(lv.card.input)],
+                "outputs": [_tensor(s) for s in lv.card.outputs],
+            }
+        )
 
     async def model_config(self, call: Call) -> Reply:
         lv = await self.plane.lookup(call.params["name"], call.params.get("version", ""))

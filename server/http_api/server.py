@@ -20,6 +20,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from zoo.server.dataplane import DataPlane
 from zoo.server.http_api import codec
+from zoo.server.http_api.browser import Browser
 from zoo.server.http_api.routes import OPEN_PATHS, Call, Endpoints, Handler, Reply, error
 from zoo.server.http_api.status import status_for
 from zoo.server.settings import ServerSettings, SettingsError
@@ -43,11 +44,14 @@ class HttpServer:
     async def bind(cls, plane: DataPlane, settings: ServerSettings) -> HttpServer:
         """Listen on settings.host:settings.http_port (0: a free port); connections wait until start()."""
         tls = _tls(settings)
-        app = web.Application(middlewares=[_edge(settings.token())], client_max_size=settings.max_message_bytes)
-        for method, path, handler in Endpoints(plane).routes():
+        token = settings.token()
+        app = web.Application(middlewares=[_edge(token)], client_max_size=settings.max_message_bytes)
+        # The v2 API for programs, and the model browser (/ and /models/...) for people, behind the same edge.
+        for method, path, handler in Endpoints(plane).routes() + Browser(plane, token_required=bool(token)).routes():
             app.router.add_route(method, path, _endpoint(handler, settings.max_message_bytes))
-        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=settings.grace,
-                               keepalive_timeout=settings.connection_idle_timeout)
+        runner = web.AppRunner(
+            app, handle_signals=False, access_log=None, shutdown_timeout=settings.grace, keepalive_timeout=settings.connection_idle_timeout
+        )
         await runner.setup()
         _quiet_malformed_requests()
         try:
@@ -122,12 +126,12 @@ def _routing_error(request: web.Request, e: web.HTTPException) -> web.Response:
         resp.headers["Allow"] = allowed
         return resp
     if isinstance(e, web.HTTPNotFound):
-        return _response(error(404, f"no endpoint {request.method} {path}: the KServe v2 REST API lives under /v2"))
+        return _response(error(404, f"no endpoint {request.method} {path}: the KServe v2 REST API lives under /v2, the model browser at /"))
     return _response(error(e.status, e.reason))
 
 
 def _response(reply: Reply) -> web.Response:
-    return web.Response(status=reply.status, body=reply.body, content_type=reply.content_type, headers=reply.headers)
+    return web.Response(status=reply.status, body=reply.body, content_type=reply.content_type, charset=reply.charset, headers=reply.headers)
 
 
 def _too_large(limit: int, size: int | None = None) -> Reply:

@@ -165,22 +165,15 @@ def train_and_save(name, data, cfg, runs_dir, quiet) -> Path | None:
 
 def _save(name, data, cfg, runs_dir, result) -> Path:
     """The run folder, with its training curve and (single-label tasks) test confusion matrix as PNGs."""
-    import numpy as np
     import torch
 
     from zoo import plots
-    from zoo.core import decision
-    from zoo.core.repository import FIGURES
     from zoo.training.checkpoint import save_run
 
     with torch.no_grad():
         probs = result.model.probabilities(torch.as_tensor(data.X_test)).numpy()
-    # Named as the exporter looks for them: `zoo export` carries them into the version folder for the server's pages.
-    extra = {FIGURES["training_curve"]: plots.training_curve_png(result.history, f"{name}: training")}
-    if data.task != "multilabel":
-        pred = decision.labels(probs, data.task, decision.default_threshold(data.task))
-        cm = plots.confusion_matrix(np.asarray(data.y_test), pred, data.num_classes)
-        extra[FIGURES["confusion_matrix"]] = plots.confusion_matrix_png(cm, data.class_names, f"{name}: test split")
+    # Named as `zoo export` looks for them: it carries them into the version folder, for the server's model pages.
+    extra = plots.run_figures(name, result.history, data.task, data.y_test, probs, data.class_names)
     return save_run(runs_dir, name, result.model, data, cfg.to_dict(), result.metrics, result.history, extra)
 
 

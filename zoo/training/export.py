@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from zoo.core import decision, model_config, repository
-from zoo.core.atomic import publish_dir, remove_stale_staging, remove_tree, staging_dir, write_json, write_text
+from zoo.core.atomic import publish_dir, remove_stale_staging, remove_tree, staging_dir, write_bytes, write_json, write_text
 from zoo.core.contract import DEFAULT_BATCHING, INPUT_NAME, OUTPUT_NAMES, ModelCard
 from zoo.core.onnx_session import open_session
 from zoo.training.checkpoint import Run
@@ -70,9 +70,18 @@ def _onnx_export(graph: DecisionGraph, num_features: int, path: Path, opset: int
         logging.getLogger(noisy).setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(graph, (example,), str(path), input_names=[INPUT_NAME],
-                          output_names=list(OUTPUT_NAMES), opset_version=opset,
-                          dynamo=True, dynamic_shapes={"x": {0: batch}}, external_data=False, verbose=False)
+        torch.onnx.export(
+            graph,
+            (example,),
+            str(path),
+            input_names=[INPUT_NAME],
+            output_names=list(OUTPUT_NAMES),
+            opset_version=opset,
+            dynamo=True,
+            dynamic_shapes={"x": {0: batch}},
+            external_data=False,
+            verbose=False,
+        )
 
 
 def parity_report(graph: DecisionGraph, onnx_path: Path, X: np.ndarray, threshold: float) -> dict:
@@ -81,7 +90,7 @@ def parity_report(graph: DecisionGraph, onnx_path: Path, X: np.ndarray, threshol
         p_t, oh_t, lab_t = (t.numpy() for t in graph(torch.as_tensor(X)))
     sess = open_session(str(onnx_path)).session
     p_o, oh_o, lab_o = sess.run(list(OUTPUT_NAMES), {INPUT_NAME: X})
-    alone = [sess.run(list(OUTPUT_NAMES), {INPUT_NAME: X[i:i + 1]}) for i in range(len(X))]
+    alone = [sess.run(list(OUTPUT_NAMES), {INPUT_NAME: X[i : i + 1]}) for i in range(len(X))]
     p_alone = np.concatenate([a[0] for a in alone])
     oh_alone = np.concatenate([a[1] for a in alone])
     task = graph.task
@@ -92,8 +101,9 @@ def parity_report(graph: DecisionGraph, onnx_path: Path, X: np.ndarray, threshol
         "tolerance": PARITY_TOLERANCE,
         "one_hot_agreement": float(np.mean(np.all(oh_t == oh_o, axis=1))) if len(X) else 1.0,
         "label_agreement": float(np.mean(lab_t == lab_o)) if len(X) else 1.0,
-        "one_hot_matches_threshold": bool(np.array_equal(oh_o, decision.one_hot(p_o, task, threshold))
-                                          and np.array_equal(lab_o, decision.labels(p_o, task, threshold))),
+        "one_hot_matches_threshold": bool(
+            np.array_equal(oh_o, decision.one_hot(p_o, task, threshold)) and np.array_equal(lab_o, decision.labels(p_o, task, threshold))
+        ),
         "batch_invariance_max_abs_diff": float(np.abs(p_alone - p_o).max()) if len(X) else 0.0,
         "batch_invariant_one_hot": bool(np.array_equal(oh_alone, oh_o)),
     }
@@ -131,8 +141,21 @@ def _stamp_metadata(onnx_path: Path, props: dict) -> None:
     onnx.save(m, str(onnx_path))
 
 
-def export_run(run: Run, repo_root: str | Path, name: str | None = None, threshold: float | None = None,
-               opset: int = OPSET) -> ExportResult:
+def _carry_figures(run_path: Path, stage: Path) -> dict[str, str]:
+    """Copy the run's figures (those it has) into the staging folder; figure -> SHA-256 of the bytes copied."""
+    carried = {}
+    for figure, fname in repository.FIGURES.items():
+        src = run_path / fname
+        if src.is_file():  # runs saved without plots (or multilabel: no confusion matrix) simply have fewer
+            data = src.read_bytes()
+            write_bytes(stage / fname, data)
+            carried[figure] = repository.sha256_bytes(data)  # hashed from the bytes written, not re-read
+    return carried
+
+
+def export_run(
+    run: Run, repo_root: str | Path, name: str | None = None, threshold: float | None = None, opset: int = OPSET
+) -> ExportResult:
     """Export a run as the next version of `name`; raise ExportError (leaving nothing behind) on any failure."""
     import onnx
     import onnxruntime
@@ -180,9 +203,10 @@ def export_run(run: Run, repo_root: str | Path, name: str | None = None, thresho
         if not parity_report(graph, onnx_path, X[:SELFCHECK_ROWS], t)["passed"]:
             raise ExportError(f"parity gate failed for {name} after writing metadata")
         sha = repository.sha256_file(onnx_path)
+        figures = _carry_figures(run.path, stage)
         while True:  # a concurrent export may take our version number: take the next one
             version = repository.next_version(repo_root, name)
-            metadata = {**facts, "version": version, "model_sha256": sha, "selfcheck": selfcheck}
+            metadata = {**facts, "version": version, "model_sha256": sha, repository.FIGURES_KEY: figures, "selfcheck": selfcheck}
             card = ModelCard.from_dict(metadata)  # what the server will read back: checked before it is published
             write_json(stage / repository.METADATA_FILE, metadata)
             try:

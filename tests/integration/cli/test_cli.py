@@ -30,6 +30,8 @@ def test_train_export_info_evaluate_list(tmp_path):
     sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     p, oh, lab = sess.run(None, {"input": np.array([[5.1, 3.5, 1.4, 0.2]], dtype=np.float32)})
     assert lab.tolist() == [0] and oh.tolist() == [[1.0, 0.0, 0.0]]  # a textbook setosa
+    for fname in ("training_curve.png", "confusion_matrix.png"):  # carried into the version for the server's model pages
+        assert (model.parent / fname).read_bytes() == (run / fname).read_bytes()
     info = zoo("info", "iris", cwd=tmp_path).stdout
     assert "setosa, versicolor, virginica" in info and "passed=True" in info
     meta = json.loads(zoo("info", "iris", "--json", cwd=tmp_path).stdout)

@@ -96,7 +96,7 @@ def test_load_and_unload_under_explicit_model_control(model_repo):
 
 def test_unknown_routes_are_404_and_wrong_methods_405_in_json(server):
     port = server.server.http_port
-    for path in ("/", "/v1/models/iris", "/v2/models/iris/predict", "/v2/health"):
+    for path in ("/v1/models/iris", "/v2/models/iris/predict", "/v2/health", "/models/iris/"):  # `/`: the model browser
         a = call(port, "GET", path)
         assert a.status == 404 and "no endpoint" in a.json()["error"], path
     a = call(port, "GET", "/v2/models/iris/infer")

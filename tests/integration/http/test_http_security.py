@@ -62,7 +62,8 @@ def test_health_is_open_and_the_token_opens_the_rest(token_server, model_repo):
     x = rows_for(model_repo, "iris", 5, seed=1)
     a = infer(port, "iris", infer_json(x), headers=auth)
     np.testing.assert_allclose(outputs_of(a)["probabilities"], reference(model_repo, "iris", 2, x)["probabilities"], atol=1e-6)
-    assert call(port, "GET", "/models/iris", headers=auth).status == 404  # past the token, routing decides
+    assert call(port, "GET", "/models/iris", headers=auth).status == 200  # the model browser's page, past the token
+    assert call(port, "GET", "/no/such/route", headers=auth).status == 404  # past the token, routing decides
     client = httpclient.InferenceServerClient(f"127.0.0.1:{port}")
     try:
         assert client.get_model_metadata("iris", headers=auth)["name"] == "iris"

@@ -9,12 +9,12 @@ import threading
 from pathlib import Path
 
 import pytest
-from tests.integration.server.server_helpers import copy_version
 
+from tests.integration.server.server_helpers import copy_version
 from zoo.core import repository
 from zoo.core.repository import METADATA_FILE, MODEL_FILE
 from zoo.server.errors import InvalidInput
-from zoo.server.model_files import MAX_METADATA_BYTES, RepositoryFiles
+from zoo.server.model_files import MAX_METADATA_BYTES, PNG_SIGNATURE, RepositoryFiles
 
 HANG_GUARD_S = 30  # only ever reached if a read blocks: a failure, not a timing assumption
 ONE_TB = 1 << 40
@@ -250,3 +250,53 @@ def test_model_names_lists_valid_folders_only(repo, tmp_path):
     (repo / "file-model").write_text("x")
     assert files(repo).model_names() == ["b-model", "iris"]
     assert files(tmp_path / "nowhere").model_names() == []
+
+
+# figures
+
+
+def figure(repo: Path, data: bytes = PNG_SIGNATURE + b"a training curve") -> str:
+    """Put a training curve beside iris v1's model; the SHA-256 a card would record for it."""
+    (version_dir(repo) / repository.FIGURES["training_curve"]).write_bytes(data)
+    return repository.sha256_bytes(data)
+
+
+def test_a_figure_is_read_when_its_bytes_match_the_recorded_digest(repo):
+    digest = figure(repo)
+    assert run_guarded(files(repo).read_figure, "iris", 1, "training_curve", digest) == PNG_SIGNATURE + b"a training curve"
+
+
+@pytest.mark.parametrize("data, digest, says", [
+    (PNG_SIGNATURE + b"other bytes", None, "changed since export"),
+    (b"GIF89a not a png", "own", "is not a PNG"),
+])
+def test_a_figure_that_is_not_the_exported_png_is_refused(repo, data, digest, says):
+    recorded = figure(repo)
+    figure(repo, data)
+    with pytest.raises(ValueError, match=says):
+        files(repo).read_figure("iris", 1, "training_curve", repository.sha256_bytes(data) if digest == "own" else recorded)
+
+
+def test_only_the_figures_named_in_the_repository_module_can_be_read(repo):
+    with pytest.raises(ValueError, match="is not a figure"):
+        files(repo).read_figure("iris", 1, "../1/model", "0" * 64)
+    with pytest.raises(InvalidInput, match="invalid model name"):
+        files(repo).read_figure("../iris", 1, "training_curve", "0" * 64)
+
+
+def test_a_figure_symlinked_outside_its_model_folder_or_to_a_fifo_or_too_big_is_refused(repo, tmp_path, monkeypatch):
+    path = version_dir(repo) / repository.FIGURES["training_curve"]
+    outside = tmp_path / "outside.png"
+    outside.write_bytes(PNG_SIGNATURE)
+    path.symlink_to(outside)
+    with pytest.raises(ValueError, match="leaves the model's folder"):
+        run_guarded(files(repo).read_figure, "iris", 1, "training_curve", repository.sha256_bytes(PNG_SIGNATURE))
+    path.unlink()
+    os.mkfifo(path)
+    with pytest.raises(ValueError, match="not a regular file \\(a FIFO\\)"):
+        run_guarded(files(repo).read_figure, "iris", 1, "training_curve", "0" * 64, unblock=open_fifo_writer(path))
+    path.unlink()
+    digest = figure(repo)
+    monkeypatch.setattr("zoo.server.model_files.MAX_FIGURE_BYTES", 8)
+    with pytest.raises(ValueError, match="the limit is 8$"):
+        files(repo).read_figure("iris", 1, "training_curve", digest)

@@ -138,3 +138,19 @@ def test_export_removes_staging_folders_left_by_a_killed_export(tmp_path):
     export_run(run, repo, name="tiny")
     assert not dead.exists() and alive.exists()
     assert {p.name for p in (repo / "tiny").iterdir()} == {"1", alive.name, "config.pbtxt"}
+
+
+def test_the_runs_figures_are_carried_into_the_version_with_their_digests(tmp_path):
+    run = _tiny_run(tmp_path, "multiclass")
+    pngs = {"training_curve.png": b"\x89PNG curve", "confusion_matrix.png": b"\x89PNG matrix"}
+    for fname, data in pngs.items():
+        (run.path / fname).write_bytes(data)
+    res = export_run(run, tmp_path / "models", name="tiny")
+    card = repository.read_card(tmp_path / "models", "tiny", res.version)
+    assert repository.figures(card.extra) == {figure: repository.sha256_bytes(pngs[fname]) for figure, fname in repository.FIGURES.items()}
+    assert {fname: (res.path / fname).read_bytes() for fname in pngs} == pngs
+    (run.path / "confusion_matrix.png").unlink()  # a run with fewer figures (multilabel draws no matrix)
+    (run.path / "training_curve.png").unlink()
+    res = export_run(run, tmp_path / "models", name="tiny")
+    assert json.loads((res.path / repository.METADATA_FILE).read_text())["figures"] == {}
+    assert not [p for p in res.path.iterdir() if p.suffix == ".png"]
