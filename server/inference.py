@@ -7,7 +7,6 @@ turns the model's outputs into the `InferenceResult` the transport encodes. zoo.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -110,19 +109,15 @@ def _shape_problem(card: ModelCard, shape: list[int]) -> str:
     return f"{want}; got {_shape(shape)}"
 
 
-@functools.lru_cache(maxsize=64)
-def _ones(width: int) -> np.ndarray:
-    return np.ones(width, dtype=np.float32)
-
-
 def check_finite(x: np.ndarray, card: ModelCard) -> None:
     """InvalidInput naming the first row holding NaN or Inf."""
-    # Large inputs: the row sums by one BLAS matrix-vector product (NaN and Inf propagate into them) cost a sixth of
-    # isfinite() over every value (30 vs 180 us at 1,024 x 784) and make no temporary mask. A non-finite sum
-    # (bad input, or finite values that overflow when added) is settled by the exact check below.
+    # Large inputs: row sums (NaN and Inf propagate into them) cost half of isfinite() over every value (98 vs 180 us
+    # at 1,024 x 784) and make no temporary mask. einsum, not x @ ones: BLAS would start threads that keep spinning
+    # after the call, stealing the cores onnxruntime and the event loop need. A non-finite sum (bad input, or finite
+    # values that overflow when added) is settled by the exact check below.
     if x.size >= 16384:
         with np.errstate(over="ignore", invalid="ignore"):  # an overflowing sum is expected, not news for the log
-            sums = x @ _ones(x.shape[1])
+            sums = np.einsum("ij->i", x)
         if np.isfinite(sums).all():
             return
     if np.isfinite(x).all():

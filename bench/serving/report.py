@@ -245,7 +245,7 @@ def render(result: dict) -> str:
         f"numpy {m['numpy']}, aiohttp {m['aiohttp']}.", "",
         f"Command: `{result['command']}` ({result['wall_s'] / 60:.1f} min). Raw numbers: `{result['json']}`.", "",
         f"Targets (all on 127.0.0.1, started once and kept up for the run): **zoo** = `zoo-server --max-batch-size {c['max_batch']} "
-        f"--intra-op-threads {c['threads']}` (default queue delay 0, `--allow-shared-memory`, HTTP on its own port); "
+        f"--intra-op-threads {c['threads']}` (default queue delay, 2 ms at most, only for the company the previous batch had; `--allow-shared-memory`, HTTP on its own port); "
         f"`--workers 2|3` (HTTP off: goal U is gRPC) and `--max-batch-size 1` variants as named; **before** = the zoo server at a6a32c3 "
         f"(`python -m zoo.server`, `--max-queue-delay-us {c['before_delay_us']}`, stubs regenerated for this protobuf); "
         f"**Triton** = `triton-anchor MODEL.onnx NAME PORT {c['triton_delay_us']} {c['max_batch']}` (Triton 2.51 CPU, python backend "
