@@ -8,33 +8,15 @@ import grpc
 
 from zoo.client import codec
 from zoo.client.codec import ModelInfo, Prediction
+from zoo.client.connection import Connection
 from zoo.client.streaming import StreamAssembler
 from zoo.proto import grpc_service_pb2 as pb
-from zoo.proto import grpc_service_pb2_grpc as pb_grpc
 
 
-class ZooClient:
+class ZooClient(Connection):
     """Blocking client of a zoo (KServe v2 gRPC) server; every failed call raises ClientError."""
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        tls: bool = False,
-        root_certificates: bytes | None = None,
-        timeout: float | None = None,
-        max_message_bytes: int = codec.DEFAULT_MAX_MESSAGE_BYTES,
-        token: str | None = None,
-        certificate_chain: bytes | None = None,
-        private_key: bytes | None = None,
-    ):
-        self.url, self.timeout, self.max_message_bytes = url, timeout, max_message_bytes
-        self._metadata = codec.call_metadata(token)
-        options = codec.channel_options(max_message_bytes)
-        creds = codec.credentials(tls, root_certificates, certificate_chain, private_key)
-        self._channel = grpc.secure_channel(url, creds, options) if creds else grpc.insecure_channel(url, options)
-        self._stub = pb_grpc.GRPCInferenceServiceStub(self._channel)
-        self._info: dict[tuple[str, str], ModelInfo] = {}
+    channels = grpc
 
     def _call(self, method: str, request):
         try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import urllib.parse
 
 import grpc
@@ -14,6 +13,7 @@ import pytest
 
 from tests.integration.http.http_helpers import HTTP_STATUS, call, infer, infer_json, outputs_of
 from tests.integration.server.server_helpers import (
+    HeldModel,
     ThreadServer,
     decode_response,
     infer_request,
@@ -29,14 +29,48 @@ from zoo.server.errors import INTERNAL_MESSAGE
 
 # The gRPC corpus's cases that HTTP can express (the rest are protobuf-specific, or names a URL path cannot carry).
 SHARED = [
-    "wrong input name", "FP64 datatype", "INT64 datatype", "no datatype", "no batch dimension", "wrong feature count",
-    "three dimensions", "zero rows", "negative rows", "huge claimed shape", "huge feature dim", "raw too short",
-    "raw too long", "two inputs", "no inputs", "typed count short", "NaN input", "+Inf input", "-Inf input",
-    "finite values that overflow the model", "unknown output", "threshold above 1", "threshold below 0",
-    "threshold not a number", "threshold NaN string", "threshold bool", "unknown model", "path traversal name",
-    "hidden name", "NUL in name", "version 01", "version +1", "version with a space", "version 1.0", "version -1",
-    "version 999", "metadata of a traversal name", "config of an unknown version", "statistics of an unknown model",
-    "ready of a traversal name", "load in model control none", "unload in model control none",
+    "wrong input name",
+    "FP64 datatype",
+    "INT64 datatype",
+    "no datatype",
+    "no batch dimension",
+    "wrong feature count",
+    "three dimensions",
+    "zero rows",
+    "negative rows",
+    "huge claimed shape",
+    "huge feature dim",
+    "raw too short",
+    "raw too long",
+    "two inputs",
+    "no inputs",
+    "typed count short",
+    "NaN input",
+    "+Inf input",
+    "-Inf input",
+    "finite values that overflow the model",
+    "unknown output",
+    "threshold above 1",
+    "threshold below 0",
+    "threshold not a number",
+    "threshold NaN string",
+    "threshold bool",
+    "unknown model",
+    "path traversal name",
+    "hidden name",
+    "NUL in name",
+    "version 01",
+    "version +1",
+    "version with a space",
+    "version 1.0",
+    "version -1",
+    "version 999",
+    "metadata of a traversal name",
+    "config of an unknown version",
+    "statistics of an unknown model",
+    "ready of a traversal name",
+    "load in model control none",
+    "unload in model control none",
 ]
 
 
@@ -108,19 +142,28 @@ BODIES = {
     "a JSON array": (b"[1, 2]", "got a JSON array"),
     "inputs not a list": (b'{"inputs": {"name": "input"}}', "'inputs' must be a list of tensors"),
     "input not an object": (b'{"inputs": [7]}', "inputs[0] must be a JSON object"),
-    "shape of strings": (b'{"inputs": [{"name": "input", "datatype": "FP32", "shape": ["2", "4"], "data": []}]}',
-                         "shape must be a list of integers"),
+    "shape of strings": (
+        b'{"inputs": [{"name": "input", "datatype": "FP32", "shape": ["2", "4"], "data": []}]}',
+        "shape must be a list of integers",
+    ),
     "no data": (b'{"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 4]}]}', "needs data, a list of numbers"),
-    "ragged data": (b'{"inputs": [{"name": "input", "datatype": "FP32", "shape": [2, 4], "data": [[1, 2, 3, 4], [1, 2]]}]}',
-                    "nested in lists of equal length"),
-    "strings as data": (b'{"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 4], "data": ["1", "2", "3", "4"]}]}',
-                        "expected FP32 [-1, 4] (sepal_length_cm, sepal_width_cm, petal_length_cm, petal_width_cm); "
-                        "got values that are not numbers"),
-    "booleans as data": (b'{"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 4], "data": [true, false, true, true]}]}',
-                         "got values that are not numbers"),
+    "ragged data": (
+        b'{"inputs": [{"name": "input", "datatype": "FP32", "shape": [2, 4], "data": [[1, 2, 3, 4], [1, 2]]}]}',
+        "nested in lists of equal length",
+    ),
+    "strings as data": (
+        b'{"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 4], "data": ["1", "2", "3", "4"]}]}',
+        "expected FP32 [-1, 4] (sepal_length_cm, sepal_width_cm, petal_length_cm, petal_width_cm); got values that are not numbers",
+    ),
+    "booleans as data": (
+        b'{"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 4], "data": [true, false, true, true]}]}',
+        "got values that are not numbers",
+    ),
     "outputs not a list": (b'{"inputs": [], "outputs": "label"}', "'outputs' must be a list"),
-    "binary_data not a bool": (b'{"inputs": [], "outputs": [{"name": "label", "parameters": {"binary_data": 1}}]}',
-                               "binary_data must be true or false"),
+    "binary_data not a bool": (
+        b'{"inputs": [], "outputs": [{"name": "label", "parameters": {"binary_data": 1}}]}',
+        "binary_data must be true or false",
+    ),
     "id not a string": (b'{"id": 7, "inputs": []}', "the request id must be a string"),
     "parameters not an object": (b'{"inputs": [], "parameters": [1]}', "the request's parameters must be a JSON object"),
 }
@@ -164,10 +207,11 @@ def test_a_body_over_the_size_limit_is_413_and_the_server_keeps_serving(model_re
     try:
         big = json.dumps(infer_json(np.ones((10_000, 4), np.float32))).encode()  # ~200 KB
         a = call(port, "POST", "/v2/models/iris/infer", big)
-        assert a.status == 413 and a.json() == {"error": f"the request body of {len(big)} bytes is larger than the "
-                                                         "server's limit of 65536 bytes (--max-message-bytes)"}
+        assert a.status == 413 and a.json() == {
+            "error": f"the request body of {len(big)} bytes is larger than the server's limit of 65536 bytes (--max-message-bytes)"
+        }
         # Without a Content-Length (chunked), the limit is counted while reading.
-        a = call(port, "POST", "/v2/models/iris/infer", iter([big[i:i + 16384] for i in range(0, len(big), 16384)]), chunked=True)
+        a = call(port, "POST", "/v2/models/iris/infer", iter([big[i : i + 16384] for i in range(0, len(big), 16384)]), chunked=True)
         assert a.status == 413 and "larger than the server's limit of 65536 bytes" in a.json()["error"]
         assert infer(port, "iris", infer_json(OK_ROWS)).status == 200
     finally:
@@ -203,31 +247,22 @@ def test_a_full_queue_is_429_with_the_grpc_message(model_repo):
     # One batch held in the model by a gate, one request filling the queue: every later request is refused.
     srv = ThreadServer(settings_for(model_repo, max_queue_rows=4, max_batch_size=4)).start()
     x = rows_for(model_repo, "iris", 4, seed=3)
-    batcher = srv.server.registry.get("iris").batcher
-    gate, entered, real = threading.Event(), threading.Event(), batcher.predict
-
-    def gated(rows):
-        entered.set()
-        assert gate.wait(60)
-        return real(rows)
-
-    batcher.predict, batcher.inline_rows = gated, 0
     try:
-        with grpc.insecure_channel(srv.address) as ch:
+        with HeldModel(srv, "iris") as held, grpc.insecure_channel(srv.address) as ch:
             stub = pb_grpc.GRPCInferenceServiceStub(ch)
             accepted = [stub.ModelInfer.future(infer_request("iris", x), timeout=60)]
-            wait_until(entered.is_set, "the first batch to be held in the model")
+            held.wait_held()
             accepted.append(stub.ModelInfer.future(infer_request("iris", x), timeout=60))
-            wait_until(lambda: batcher.queued_rows == 4, "a request to fill the queue")
+            wait_until(lambda: held.batcher.queued_rows == 4, "a request to fill the queue")
             with pytest.raises(grpc.RpcError) as e:
                 stub.ModelInfer(infer_request("iris", x), timeout=60)
             a = infer(srv.server.http_port, "iris", infer_json(x))
             assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
             assert (a.status, a.json()) == (429, {"error": e.value.details()}) and "overloaded" in a.json()["error"]
-            gate.set()
+            held.release()
             for f in accepted:
-                np.testing.assert_allclose(decode_response(f.result())["probabilities"],
-                                           reference(model_repo, "iris", 2, x)["probabilities"], atol=1e-6)
+                np.testing.assert_allclose(
+                    decode_response(f.result())["probabilities"], reference(model_repo, "iris", 2, x)["probabilities"], atol=1e-6
+                )
     finally:
-        gate.set()
         srv.stop()

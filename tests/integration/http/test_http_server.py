@@ -11,6 +11,7 @@ import pytest
 
 from tests.integration.http.http_helpers import call, infer, infer_json, outputs_of
 from tests.integration.server.server_helpers import (
+    HeldModel,
     ThreadServer,
     decode_response,
     infer_request,
@@ -23,23 +24,9 @@ from zoo.proto import grpc_service_pb2 as pb
 from zoo.proto import grpc_service_pb2_grpc as pb_grpc
 
 
-def _hold_model(srv: ThreadServer):
-    """Gate iris's model calls: (gate, entered, batcher); batches run on the model's thread so the loop keeps serving."""
-    batcher = srv.server.registry.get("iris").batcher
-    gate, entered, real = threading.Event(), threading.Event(), batcher.predict
-
-    def gated(rows):
-        entered.set()
-        assert gate.wait(60)
-        return real(rows)
-
-    batcher.predict, batcher.inline_rows = gated, 0
-    return gate, entered, batcher
-
-
 def test_rest_and_grpc_requests_for_one_model_merge_into_one_batch(model_repo):
     srv = ThreadServer(settings_for(model_repo)).start()
-    gate, entered, batcher = _hold_model(srv)
+    held = HeldModel(srv, "iris")
     x = rows_for(model_repo, "iris", 6, seed=11)
     want = reference(model_repo, "iris", 2, x)["probabilities"]
     answers: dict[str, object] = {}
@@ -47,12 +34,12 @@ def test_rest_and_grpc_requests_for_one_model_merge_into_one_batch(model_repo):
         with grpc.insecure_channel(srv.address) as ch:
             stub = pb_grpc.GRPCInferenceServiceStub(ch)
             first = stub.ModelInfer.future(infer_request("iris", x[:1]), timeout=60)
-            wait_until(entered.is_set, "the first batch to be held in the model")
+            held.wait_held()
             over_grpc = stub.ModelInfer.future(infer_request("iris", x[1:3]), timeout=60)
             rest = threading.Thread(target=lambda: answers.setdefault("http", infer(srv.server.http_port, "iris", infer_json(x[3:]))))
             rest.start()
-            wait_until(lambda: batcher.queued_rows == 5, "a gRPC and an HTTP request queued behind the busy model")
-            gate.set()
+            wait_until(lambda: held.batcher.queued_rows == 5, "a gRPC and an HTTP request queued behind the busy model")
+            held.release()
             rest.join(60)
             np.testing.assert_allclose(decode_response(first.result())["probabilities"], want[:1], atol=1e-6)
             np.testing.assert_allclose(decode_response(over_grpc.result())["probabilities"], want[1:3], atol=1e-6)
@@ -63,30 +50,30 @@ def test_rest_and_grpc_requests_for_one_model_merge_into_one_batch(model_repo):
         stats = call(srv.server.http_port, "GET", "/v2/models/iris/versions/2/stats").json()["model_stats"][0]
         assert sorted((b["batch_size"], b["compute_infer"]["count"]) for b in stats["batch_stats"]) == [(1, 1), (5, 1)]
     finally:
-        gate.set()
+        held.release()
         srv.stop()
 
 
 def test_shutdown_lets_an_http_request_in_flight_finish_and_stops_accepting(model_repo):
     srv = ThreadServer(settings_for(model_repo)).start()
     port = srv.server.http_port
-    gate, entered, _ = _hold_model(srv)
+    held = HeldModel(srv, "iris")
     x = rows_for(model_repo, "iris", 3, seed=12)
     answers: dict[str, object] = {}
     try:
         rest = threading.Thread(target=lambda: answers.setdefault("http", infer(port, "iris", infer_json(x))))
         rest.start()
-        wait_until(entered.is_set, "the request to be held in the model")
+        held.wait_held()
         srv.server.stop()
         wait_until(lambda: srv.server.plane.shutting_down, "the server to start draining")
         wait_until(lambda: _refused(port), "the HTTP port to stop accepting")
-        gate.set()
+        held.release()
         rest.join(60)
         assert answers["http"].status == 200
         want = reference(model_repo, "iris", 2, x)["probabilities"]
         np.testing.assert_allclose(outputs_of(answers["http"])["probabilities"], want, atol=1e-6)
     finally:
-        gate.set()
+        held.release()
         srv.stop()
 
 
@@ -114,4 +101,3 @@ def test_http_port_minus_one_turns_http_off(model_repo):
             assert pb_grpc.GRPCInferenceServiceStub(ch).ServerReady(pb.ServerReadyRequest()).ready
     finally:
         srv.stop()
-

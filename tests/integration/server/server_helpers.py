@@ -128,16 +128,17 @@ class HeldModel:
     def __init__(self, srv: "ThreadServer", model: str):
         self.batcher = srv.server.registry.get(model).batcher
         self.entered, self.gate = threading.Event(), threading.Event()
-        self._real = self.batcher.predict
+        real = self.batcher.predict
 
-    def __enter__(self) -> "HeldModel":
         def gated(rows):
             self.entered.set()
             assert self.gate.wait(120), "the test never released the model"
-            return self._real(rows)
+            return real(rows)
 
         # On the model's thread, not the event loop: the loop must keep taking requests while the gate is shut.
         self.batcher.predict, self.batcher.inline_rows = gated, 0
+
+    def __enter__(self) -> "HeldModel":
         return self
 
     def wait_held(self) -> None:

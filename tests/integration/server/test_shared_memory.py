@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import uuid
 
-import grpc
 import numpy as np
 import pytest
 from tests.integration.server.server_helpers import ThreadServer, reference, rows_for, settings_for

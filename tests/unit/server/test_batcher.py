@@ -53,7 +53,7 @@ def run(coro):
 
 def test_requests_waiting_while_the_model_runs_form_the_next_batch_and_get_their_own_rows():
     async def main():
-        predict, gate, reports = Recorder(threading.Event()), None, []
+        predict, reports = Recorder(threading.Event()), []
         b = Batcher(predict, max_batch_size=1024, on_batch=reports.append)
         first = asyncio.ensure_future(b.submit(rows(0, 1)))
         await running(predict)
