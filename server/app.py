@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -130,7 +131,6 @@ class ZooServer:
         """Bind every port (so a clash is reported before models load), load the repository, serve; returns the gRPC port."""
         s = self.settings
         self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
         self._server = self._grpc_server()
         self.port = bind(self._server, s.host, s.port, _credentials(s))
         if s.http_port >= 0:
@@ -176,8 +176,10 @@ class ZooServer:
         return self.port
 
     def stop(self) -> None:
-        """Ask the server to shut down; safe from any thread and from signal handlers."""
-        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
+        """Ask the server to shut down; safe from any thread and from signal handlers, also before start()."""
+        if self._loop is None:
+            self._stop.set()  # not started: nothing waits on the event yet, so setting it needs no loop
+        elif not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._stop.set)
 
     async def wait(self) -> None:
@@ -220,17 +222,36 @@ async def serve(
 ) -> None:
     """Run a server until stop() or SIGTERM/SIGINT (signals only when called from the main thread)."""
     server = ZooServer(settings, registry_factory=registry_factory, worker=worker)
+    if threading.current_thread() is threading.main_thread():
+        # Before start(): a SIGTERM while models load (a pod stopped during start-up) must drain, not kill.
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, server.stop)
     try:
-        await server.start()
-        if threading.current_thread() is threading.main_thread():
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, server.stop)
-        if on_started is not None:
+        if await _start_unless_stopped(server) and on_started is not None:
             on_started(server)
         await server.wait()
     finally:
         await server.shutdown()
+
+
+async def _start_unless_stopped(server: ZooServer) -> bool:
+    """Start the server; a stop asked for during start-up cancels it (a hung or slow load cannot delay the exit)."""
+    starting = asyncio.ensure_future(server.start())
+    stopped = asyncio.ensure_future(server.wait())
+    try:
+        await asyncio.wait((starting, stopped), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+        if not starting.done():
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
+    if starting.cancelled():
+        log.info("zoo-server asked to stop during start-up")
+        return False
+    starting.result()  # raises what start() raised (a port in use, a GPU required)
+    return True
 
 
 def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:

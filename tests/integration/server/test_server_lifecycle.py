@@ -147,6 +147,51 @@ def test_sigterm_stops_the_process_with_exit_code_zero(model_repo):
     assert any("shutting down" in line for line in lines) and any("stopped" in line for line in lines)
 
 
+# A zoo-server whose repository read hangs at start-up until the process ends: the file system the test gives it,
+# as HangingFiles in test_faults.py. It writes one line when the read has begun, so the test signals a server that
+# is certainly still starting.
+HUNG_AT_START = """
+import asyncio, sys, threading
+from zoo.server.app import serve
+from zoo.server.cli import configure_logging
+from zoo.server.model_files import RepositoryFiles
+from zoo.server.registry import Registry
+from zoo.server.settings import ServerSettings
+
+class Hanging(RepositoryFiles):
+    def read_version(self, name, version):
+        print("test: the start-up read hangs", file=sys.stderr, flush=True)
+        threading.Event().wait()
+
+configure_logging()
+s = ServerSettings(repository=sys.argv[1], host="127.0.0.1", port=0, http_port=-1, metrics_port=-1, grace=2.0, load_timeout=600)
+files = Hanging(s.repository, max_model_bytes=s.max_model_bytes)
+asyncio.run(serve(s, registry_factory=lambda metrics, on_change: Registry(s, metrics, on_change, files=files)))
+print("test: serve returned", file=sys.stderr, flush=True)
+"""
+
+
+def test_sigterm_while_models_load_stops_the_process_with_exit_code_zero(model_repo):
+    proc = subprocess.Popen([sys.executable, "-c", HUNG_AT_START, str(model_repo)], stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    try:
+        for line in proc.stderr:
+            lines.append(line)
+            if "the start-up read hangs" in line:
+                break
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(60)
+        took = time.monotonic() - started
+        lines.extend(proc.stderr)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = "".join(lines)
+    assert rc == 0, text  # drained, not killed by the signal's default action (-15)
+    assert took < 2.0 + 5, "within the grace period and its margin"
+    assert "asked to stop during start-up" in text and "serve returned" in text and "listening on" not in text, text
+
 def test_stock_tritonclient_works(server, served_repo):
     card = repository.read_card(served_repo, "iris", 2)
     out = subprocess.run(
