@@ -7,33 +7,17 @@ import json
 import shutil
 from pathlib import Path
 
-import grpc
 import numpy as np
 import pytest
 
-from tests.integration.server.conftest import model_repo, served_repo  # noqa: F401 (the same real exports)
-from tests.integration.server.server_helpers import ThreadServer, copy_version, settings_for
+# The same real exports, one shared server (gRPC and HTTP: settings_for opens both) and its gRPC stub.
+from tests.integration.server.conftest import model_repo, served_repo, server, stub  # noqa: F401
+from tests.integration.server.server_helpers import copy_version
 from zoo.core import repository
-from zoo.proto import grpc_service_pb2_grpc as pb_grpc
 
 WIDE_FEATURES = 784  # as wide as mnist: the try-it form must still work
 HOSTILE_CLASSES = ['<script>alert("class")</script>', "fish & chips", "it's <b>bold</b>"]
 HOSTILE_FEATURE = "<img src=x onerror=alert(1)>"
-
-
-@pytest.fixture(scope="module")
-def server(served_repo):  # noqa: F811
-    """One in-process server (gRPC and HTTP) over served_repo, shared by the read-only tests of a module."""
-    srv = ThreadServer(settings_for(served_repo)).start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def stub(server):
-    """A GRPCInferenceService stub connected to `server`."""
-    with grpc.insecure_channel(server.address) as channel:
-        yield pb_grpc.GRPCInferenceServiceStub(channel)
 
 
 @pytest.fixture(scope="session")
