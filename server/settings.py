@@ -6,12 +6,14 @@ range, its default and its ZOO_<NAME> variable are stated once, here. Nothing is
 
 from __future__ import annotations
 
+import os
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from zoo.core.contract import DEFAULT_BATCHING
+from zoo.core.environment import unknown_variables
 
 ENV_PREFIX = "ZOO_"
 ModelControl = Literal["none", "poll", "explicit"]
@@ -134,6 +136,10 @@ def env_name(field: str) -> str:
 def load(cls: type[ServerSettings] = ServerSettings, flags: dict[str, Any] | None = None) -> ServerSettings:
     """Settings from explicit flags over ZOO_* variables over defaults; SettingsError names the flag or variable."""
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    # A typo in a deployment's variable would otherwise be ignored silently: refuse to start and name it.
+    unknown = unknown_variables(os.environ, (env_name(f) for f in ServerSettings.model_fields))
+    if unknown:
+        raise SettingsError("; ".join(unknown) + " (every server variable is a flag's name: see --help)")
     try:
         return cls(**flags)
     except ValidationError as e:

@@ -29,8 +29,16 @@ def test_flags_override_env_which_overrides_defaults(monkeypatch):
     assert load(ServerSettings, {}).port == 8001
 
 
-@pytest.mark.parametrize("var, value", [("ZOO_REQUIRE_GPU", "ture"), ("ZOO_PORT", "eighty"), ("ZOO_MODEL_CONTROL_MODE", "auto"),
-                                        ("ZOO_INTRA_OP_THREADS", "-1"), ("ZOO_POLL_INTERVAL", "0")])
+@pytest.mark.parametrize(
+    "var, value",
+    [
+        ("ZOO_REQUIRE_GPU", "ture"),
+        ("ZOO_PORT", "eighty"),
+        ("ZOO_MODEL_CONTROL_MODE", "auto"),
+        ("ZOO_INTRA_OP_THREADS", "-1"),
+        ("ZOO_POLL_INTERVAL", "0"),
+    ],
+)
 def test_an_invalid_variable_is_an_error_naming_it(monkeypatch, var, value):
     monkeypatch.setenv(var, value)
     with pytest.raises(SettingsError, match=f"^{var}='{value}': "):
@@ -61,7 +69,7 @@ def test_both_commands_have_the_same_options_and_show_every_default():
             if p.name == "help":
                 continue
             flag = p.opts[0]
-            line = out[out.index(flag):]
+            line = out[out.index(flag) :]
             assert "[default: " in line.split("\n  --")[0], f"{cmd.name} {flag} does not show its default"
 
 
@@ -106,3 +114,46 @@ def test_event_loop_choice():
         loop.close()
     with pytest.raises(SettingsError, match="event_loop|--event-loop"):
         load(ServerSettings, {"event_loop": "trio"})
+
+
+def test_an_unknown_variable_refuses_to_start_naming_the_closest_real_one(monkeypatch):
+    monkeypatch.setenv("ZOO_POLL_INTERVAL_S", "30")  # the name an old deployment guide gave
+    with pytest.raises(SettingsError, match=r"unknown variable ZOO_POLL_INTERVAL_S \(did you mean ZOO_POLL_INTERVAL\?\)"):
+        load(ServerSettings, {})
+    monkeypatch.setenv("ZOO_WHATEVER_THING", "1")
+    with pytest.raises(SettingsError, match="unknown variable ZOO_WHATEVER_THING"):
+        load(ServerSettings, {})
+
+
+def test_an_unknown_variable_stops_the_command_with_exit_code_2(monkeypatch):
+    monkeypatch.setenv("ZOO_MAX_BATCHSIZE", "64")
+    result = CliRunner().invoke(server_command, ["--port", "0"])
+    assert result.exit_code == 2
+    assert "unknown variable ZOO_MAX_BATCHSIZE (did you mean ZOO_MAX_BATCH_SIZE?)" in result.output
+
+
+def test_variables_read_elsewhere_are_not_unknown(monkeypatch):
+    monkeypatch.setenv("ZOO_CACHE_DIR", "/tmp/cache")
+    monkeypatch.setenv("ZOO_AUTH_TOKEN_FILE", "/tmp/token")
+    assert load(ServerSettings, {}).port == 8001
+
+
+def test_every_variable_the_docs_name_is_one_the_code_reads():
+    import re
+    from pathlib import Path
+
+    from zoo.core.environment import OTHER_VARIABLES
+    from zoo.server.settings import env_name
+
+    root = Path(__file__).resolve().parents[3]
+    docs = [root / "README.md", root / "Dockerfile", *sorted((root / "deploy").rglob("*")), *sorted((root / "tests").rglob("*.py"))]
+    known = {env_name(f) for f in ServerSettings.model_fields} | set(OTHER_VARIABLES)
+    named = {}
+    for path in docs:
+        if path.is_file() and path.suffix != ".pyc" and path != Path(__file__).resolve():  # this file names typos on purpose
+            for var in re.findall(r"\bZOO_[A-Z][A-Z0-9_]*[A-Z0-9]\b", path.read_text(encoding="utf-8", errors="replace")):
+                named.setdefault(var, path.relative_to(root))
+    named.pop("ZOO_POOL", None)  # a Python name in the generated stubs' helper, not a variable
+    unknown = {var: str(where) for var, where in named.items() if var not in known}
+    assert not unknown, f"the docs name variables nothing reads: {unknown}"
+    assert "ZOO_POLL_INTERVAL" in named  # the check reads the deployment guide
