@@ -1,25 +1,26 @@
 # zoo-server: a slim image that serves an exported zoo model repository over KServe v2 gRPC.
 # It holds the zoo wheel and its `serve` dependencies only: no torch, no onnx, no compilers, never trains.
 #
-#   docker build -t zoo-server .                                  # onnxruntime-gpu (falls back to CPU)
-#   docker build -t zoo-server:cpu --build-arg ORT=onnxruntime .  # CPU-only onnxruntime, much smaller
+#   docker build -t zoo-server .          # the default: CPU-only onnxruntime, the small image
 #   docker run -p 8000:8000 -p 8001:8001 -p 8002:8002 -v $PWD/models:/models:ro zoo-server
 #   (or deploy/build-image.sh, which also handles podman/buildah)
 #
-# GPU image: the onnxruntime-gpu wheel needs the CUDA and cuDNN runtime libraries, which
+# GPU image, an explicit choice (ORT=onnxruntime-gpu on a CUDA base): the onnxruntime-gpu wheel needs the CUDA and cuDNN runtime libraries, which
 # python:*-slim lacks (there the CUDA provider fails to load and every model runs on CPU; start
 # with --require-gpu / ZOO_REQUIRE_GPU=1 to make that fatal). Build FROM a CUDA runtime image whose
 # CUDA/cuDNN majors match the onnxruntime-gpu that pip installs: the current PyPI wheels (1.31) are
 # CUDA 13 + cuDNN 9 builds (the CUDA provider links libcudart.so.13 and libcublas.so.13; older
 # releases targeted older CUDA majors: `cuda_version` in onnxruntime/capi/build_and_package_info.py tells), e.g.
-#   docker build -t zoo-server:gpu --build-arg BASE=nvidia/cuda:13.0.2-cudnn-runtime-ubuntu24.04 .
+#   docker build -t zoo-server:gpu --build-arg ORT=onnxruntime-gpu \
+#     --build-arg BASE=nvidia/cuda:13.0.2-cudnn-runtime-ubuntu24.04 .
 # and run with the NVIDIA container toolkit (`docker run --gpus all ...`) on a host driver new
 # enough for CUDA 13 (R580+). That base has no Python: deploy/docker/make-venv.sh installs the
 # distribution's python3 (Ubuntu 24.04: 3.12; the zoo wheel needs >= 3.11) with apt.
 #
 # Build arguments:
 #   BASE   base image of both stages; needs python3 >= 3.11 with venv, or apt (default python:3.11-slim-bookworm)
-#   ORT    onnxruntime-gpu (default, what the `serve` extra pins) or onnxruntime (CPU-only)
+#   ORT    onnxruntime (default: CPU-only, ~275 MB smaller) or onnxruntime-gpu (what the `serve` extra pins; only
+#          useful on a CUDA base: on python:*-slim it has no CUDA libraries and runs on the CPU anyway)
 #   PIP_INDEX_URL, PIP_EXTRA_INDEX_URL, PIP_CERT   a package mirror / CA bundle for pip during the build
 #          (visible in the image history: never put credentials here, use a build secret instead)
 
@@ -27,7 +28,7 @@ ARG BASE=python:3.11-slim-bookworm
 
 # ---- builder: the zoo wheel and the list of its serving requirements ---------------------------
 FROM ${BASE} AS builder
-ARG ORT=onnxruntime-gpu
+ARG ORT=onnxruntime
 ARG PIP_INDEX_URL
 ARG PIP_EXTRA_INDEX_URL
 ARG PIP_CERT

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Build the zoo-server image from the repository root with docker, podman or buildah.
 #
-#   deploy/build-image.sh                         # zoo-server:latest, onnxruntime-gpu, python:3.11-slim-bookworm
-#   ORT=onnxruntime IMAGE=zoo-server:cpu deploy/build-image.sh
-#   BASE=nvidia/cuda:13.0.2-cudnn-runtime-ubuntu24.04 IMAGE=zoo-server:gpu deploy/build-image.sh
+#   deploy/build-image.sh                         # zoo-server:latest: CPU-only onnxruntime on python:3.11-slim-bookworm
+#   GPU=1 deploy/build-image.sh                   # zoo-server:gpu: onnxruntime-gpu on nvidia/cuda:13.0.2-cudnn-runtime-ubuntu24.04
 #   HOST_CA=1 ENGINE=podman deploy/build-image.sh --isolation=chroot --network=host
 #
 # Environment:
-#   IMAGE    tag to build (default zoo-server:latest)
-#   BASE     base image of both stages (default: the Dockerfile's python:3.11-slim-bookworm)
-#   ORT      onnxruntime-gpu (default) or onnxruntime (CPU-only, smaller)
+#   GPU      1 = the GPU image: ORT=onnxruntime-gpu on the CUDA base below, tagged zoo-server:gpu
+#   IMAGE    tag to build (default zoo-server:latest, or zoo-server:gpu with GPU=1)
+#   BASE     base image of both stages (default: the Dockerfile's python:3.11-slim-bookworm, or the CUDA base)
+#   ORT      onnxruntime (default, CPU-only) or onnxruntime-gpu
 #   ENGINE   docker, podman or buildah (default: the first one installed, in that order)
 #   HOST_CA  1 = mount this machine's /etc/ssl/certs into the build and point pip at it
 #            (behind a TLS-intercepting proxy; podman/buildah only)
@@ -18,6 +18,12 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+if [[ "${GPU:-0}" == 1 ]]; then
+    # the CUDA/cuDNN majors must match the onnxruntime-gpu wheel pip installs (deploy/README.md says how to check)
+    BASE="${BASE:-nvidia/cuda:13.0.2-cudnn-runtime-ubuntu24.04}"
+    ORT="${ORT:-onnxruntime-gpu}"
+    IMAGE="${IMAGE:-zoo-server:gpu}"
+fi
 image="${IMAGE:-zoo-server:latest}"
 engine="${ENGINE:-}"
 if [[ -z "$engine" ]]; then

@@ -90,11 +90,33 @@ def test_dockerfile_builds_a_serving_only_non_root_image():
     text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
     lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     assert "ARG BASE=python:3.11-slim-bookworm" in lines
+    assert "ARG ORT=onnxruntime" in lines  # the default is the CPU image; onnxruntime-gpu needs a CUDA base
     assert 'ENTRYPOINT ["/opt/venv/bin/zoo-server"]' in lines
     assert "USER 10001:10001" in lines and "EXPOSE 8000 8001 8002" in lines
     assert any(ln.startswith("HEALTHCHECK") for ln in lines)
     code = "\n".join(lines).lower()
     assert "torch" not in code and "[train]" not in code and "zoo serve" not in code  # the image never trains
+
+
+def test_the_gpu_image_is_an_explicit_choice_on_the_cuda_base():
+    out = subprocess.run(
+        ["bash", "-c", 'docker() { echo "$@"; }; export -f docker; ENGINE=docker GPU=1 "$0"', str(DEPLOY / "build-image.sh")],
+        capture_output=True, text=True, check=True,
+    )
+    assert "--build-arg ORT=onnxruntime-gpu" in out.stdout and "--build-arg BASE=nvidia/cuda:" in out.stdout, out.stdout
+    assert "--tag zoo-server:gpu" in out.stdout
+    plain = subprocess.run(
+        ["bash", "-c", 'docker() { echo "$@"; }; export -f docker; ENGINE=docker "$0"', str(DEPLOY / "build-image.sh")],
+        capture_output=True, text=True, check=True,
+    )
+    assert "ORT=" not in plain.stdout and "BASE=" not in plain.stdout and "--tag zoo-server:latest" in plain.stdout
+
+
+def test_every_run_example_publishes_the_http_grpc_and_metrics_ports():
+    for path in (ROOT / "Dockerfile", DEPLOY / "README.md", ROOT / "README.md"):
+        runs = [ln for ln in path.read_text(encoding="utf-8").splitlines() if re.search(r"\b(docker|podman) run\b", ln) and " -p " in ln]
+        for line in runs:
+            assert {"8000:8000", "8001:8001", "8002:8002"} <= set(re.findall(r"-p (\S+)", line)), f"{path.name}: {line}"
 
 
 def test_dockerignore_sends_only_the_sources():

@@ -6,7 +6,7 @@ $ZOO_CONTAINER_CACHE (default ~/.cache/zoo-container) and imported as localhost/
 `podman run` is not needed: builds use `podman build --isolation=chroot`, and the server runs under
 `buildah run --isolation=chroot --network=host` on port 0, its real port read back from its log.
 
-Knobs: ZOO_IMAGE_ORT=onnxruntime-gpu tests the default (GPU-capable, larger) flavour instead of the CPU
+Knobs: ZOO_IMAGE_ORT=onnxruntime-gpu tests the GPU image's (larger) onnxruntime flavour instead of the default CPU
 one; ZOO_DEBIAN_MIRROR picks the debootstrap mirror; PIP_INDEX_URL is passed to the build when set.
 """
 
