@@ -170,7 +170,13 @@ def predict(model, input_path, url, threshold, model_version, output, tls, tls_c
             X = read_input(input_path, info.feature_names)
             pred = client.predict(model, X, threshold=threshold, version=model_version)
     except ClientError as e:
-        where = f"server {url}" if e.code.name in ("UNAVAILABLE", "DEADLINE_EXCEEDED") else f"model {model!r}"
+        if e.code.name == "UNAVAILABLE" and not_reached(e.details):
+            # gRPC's own text ("failed to connect to all addresses; last error: ...") means nothing to a newcomer
+            fail(
+                f"no zoo server answers at {url} (UNAVAILABLE): start one with `zoo serve` (or `make serve`), "
+                f"or pass --url HOST:PORT of a running server's gRPC port"
+            )
+        where = f"server {url}" if e.code.name == "DEADLINE_EXCEEDED" else f"model {model!r}"
         fail(f"{where}: {e.code.name}: {e.details}")
     except (DataError, ValueError, OSError) as e:
         fail(str(e))
@@ -182,3 +188,10 @@ def predict(model, input_path, url, threshold, model_version, output, tls, tls_c
     else:
         output.write_text(json.dumps(records(pred), indent=2) + "\n", encoding="utf-8")
         click.echo(f"wrote {len(pred)} predictions of {model} v{pred.version} to {output}")
+
+
+def not_reached(details: str) -> bool:
+    """Whether an UNAVAILABLE came from gRPC finding no server (a server's own UNAVAILABLE is a model not ready)."""
+    return any(
+        k in details for k in ("failed to connect", "Connection refused", "DNS resolution failed", "connections to all backends failing")
+    )
