@@ -20,7 +20,11 @@ def run_perf_analyzer(repo: Path, tmp_path: Path, url: str, *args: str) -> str:
     if not TOOL.exists():
         if in_ci():
             pytest.fail(f"{TOOL} is missing")
-        pytest.skip(f"perf_analyzer wrapper not found at {TOOL}")
+        pytest.skip(
+            f"perf_analyzer wrapper not found at {TOOL} (the project's shared/tools, beside this checkout): run the suite "
+            "from a checkout that has ../shared/tools, or install Triton's perf_analyzer (pip wheel `perf-analyzer`, "
+            "glibc >= 2.38) and put a wrapper script at that path"
+        )
     card = repository.read_card(repo, "iris", repository.latest_version(repo, "iris"))
     row = [float(v) for v in card.selfcheck_inputs[0]]  # finite values: random FP32 input holds NaN/Inf patterns
     data = tmp_path / "data.json"
