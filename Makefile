@@ -9,13 +9,19 @@ TORCH ?= torch==2.13.0
 
 setup: $(VENV)/.installed
 
+# pip is quiet here, so say what runs and that it takes a while (a newcomer saw ~95 s of silence).
 $(VENV)/.installed: pyproject.toml
+	@echo "setup: creating $(VENV) and installing zoo with its dev tools (first time only: a minute or two)"
 	$(PYTHON) -m venv $(VENV)
+	@echo "setup: [1/2] $(TORCH) (the CPU build)"
 	$(BIN)/pip install -q --disable-pip-version-check "$(TORCH)"
+	@echo "setup: [2/2] zoo[dev]: onnxruntime, grpc, aiohttp, scikit-learn, test and lint tools"
 	$(BIN)/pip install -q --disable-pip-version-check -e ".[dev]"
 	touch $@
+	@echo "setup: done"
 
 serve: setup  ## fill ./models with the default zoo if it lacks it, then serve it (gRPC :8001, HTTP :8000, metrics :8002)
+	@echo "serve: training and exporting the default zoo into ./models where it is missing (about a minute the first time)"
 	$(BIN)/zoo bootstrap
 	$(BIN)/zoo serve
 
