@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,6 +128,14 @@ def _source_commit() -> str | None:
         return None
 
 
+def _run_time(run_id: str) -> str | None:
+    """The UTC time a run id (checkpoint.new_run_id) names, as ISO 8601; None for an id of another form."""
+    try:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.strptime(run_id[:15], "%Y%m%dT%H%M%S"))
+    except ValueError:
+        return None
+
+
 def _stamp_metadata(onnx_path: Path, props: dict) -> None:
     """Write the model's facts into the ONNX metadata_props (values JSON-encoded unless strings)."""
     import onnx
@@ -192,6 +201,8 @@ def export_run(
             "seed": run.config.get("seed"),
             "source_commit": _source_commit(),
             "run": str(run.path),
+            "trained_at": _run_time(run.path.name),  # the run id is its UTC start time
+            "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "torch_version": torch.__version__,
             "onnx_version": onnx.__version__,
             "onnxruntime_version": onnxruntime.__version__,
