@@ -18,9 +18,9 @@ import ssl
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from zoo.server.browser.endpoints import Browser
 from zoo.server.dataplane import DataPlane
 from zoo.server.http_api import codec
-from zoo.server.http_api.browser import Browser
 from zoo.server.http_api.routes import OPEN_PATHS, Call, Endpoints, Handler, Reply, error
 from zoo.server.http_api.status import status_for
 from zoo.server.settings import ServerSettings, SettingsError

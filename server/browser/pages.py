@@ -14,10 +14,10 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote
 
-from zoo.server.catalog import VersionInfo
-from zoo.server.http_api import try_it
-from zoo.server.http_api.assets import ICON, SCRIPT, STYLESHEET
-from zoo.server.http_api.html import Child, Html, h, join, table
+from zoo.server.browser import try_it
+from zoo.server.browser.assets import ICON, SCRIPT, STYLESHEET
+from zoo.server.browser.catalog import VersionInfo
+from zoo.server.browser.html import Child, Html, h, join, table
 
 LONG_LIST = 24  # name lists longer than this are collapsed
 FIGURE_TEXT = {  # figure -> (caption, what the image shows, for people who cannot see it)

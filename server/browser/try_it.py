@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
-from zoo.server.catalog import VersionInfo
-from zoo.server.http_api.html import Html, h, table
+from zoo.server.browser.catalog import VersionInfo
+from zoo.server.browser.html import Html, h, table
 
 OPEN_FIELDS = 16  # up to this many features, the per-feature fields show open; more (mnist: 784), behind <details>
 

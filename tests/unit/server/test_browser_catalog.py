@@ -1,6 +1,6 @@
 """The model browser's serving statistics come from the ModelStatistics counters, computed as the page states them."""
 
-from zoo.server.catalog import serving
+from zoo.server.browser.catalog import serving
 from zoo.server.metrics import VersionStats
 
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from zoo.core import repository
 from zoo.core.repository import shown
-from zoo.server.catalog import VersionInfo
+from zoo.server.browser import pages
+from zoo.server.browser.assets import ASSETS
+from zoo.server.browser.catalog import VersionInfo
+from zoo.server.browser.source import BrowserSource
 from zoo.server.dataplane import DataPlane
 from zoo.server.errors import ModelNotFound
-from zoo.server.http_api import pages
-from zoo.server.http_api.assets import ASSETS
 from zoo.server.http_api.routes import Call, Handler, Reply
 from zoo.server.http_api.status import status_for
 
@@ -32,6 +33,7 @@ class Browser:
 
     def __init__(self, plane: DataPlane, *, token_required: bool = False):
         self.plane = plane
+        self.source = BrowserSource(plane)
         self.token_required = token_required
 
     def routes(self) -> list[tuple[str, str, Handler]]:
@@ -45,16 +47,16 @@ class Browser:
         return table + [("GET", path, _asset(body, kind)) for path, (body, kind) in ASSETS.items()]
 
     async def index(self, call: Call) -> Reply:
-        return _html(pages.index_page(await self.plane.catalog(), self._server()))
+        return _html(pages.index_page(await self.source.catalog(), self._server()))
 
     async def model(self, call: Call) -> Reply:
         name, version = call.params["name"], call.params.get("version")
-        infos = await self.plane.catalog(name)
+        infos = await self.source.catalog(name)
         return _html(pages.model_page(infos, _pick(infos, name, version), self._server(), self.token_required))
 
     async def figure(self, call: Call) -> Reply:
         p = call.params
-        png = await self.plane.figure(p["name"], p["version"], p["figure"])
+        png = await self.source.figure(p["name"], p["version"], p["figure"])
         # Private: behind the bearer token the bytes are a user's; the browser may keep them for a page's life.
         return Reply(body=png, content_type=PNG_TYPE, headers={**HEADERS, "Cache-Control": "private, max-age=60"})
 

@@ -1,6 +1,6 @@
 """The HTML builder escapes whatever is not already Html, in text and in attributes."""
 
-from zoo.server.http_api.html import Html, h, join, text
+from zoo.server.browser.html import Html, h, join, text
 
 
 def test_text_and_attribute_values_are_escaped():
