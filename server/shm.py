@@ -1,49 +1,105 @@
 """Triton's system shared-memory extension: regions a client on the same host registers, read and written in place.
 
-A region is a POSIX shared-memory object under /dev/shm, mapped once at registration. Inputs are numpy views
-of the mapping (onnxruntime reads them where they lie); outputs are copied into the client's region. It is a
-boundary: only regular files directly under /dev/shm (no symlinks), offsets and sizes checked against the
-mapping, a cap on regions and on mapped bytes, and only when the server allows it (--allow-shared-memory).
+A region is a POSIX shared-memory object under /dev/shm, opened once at registration. Its descriptor is kept and
+tensors move with pread/pwrite on it, never through a mapping: a client that shrinks, truncates, unlinks or
+replaces its object afterwards gets an error naming the region (or reads its old object), where a mapping would
+kill the server with SIGBUS. It is a boundary: only regular files directly under /dev/shm (no symlinks, FIFOs or
+folders), offsets and sizes checked, a cap on regions and on registered bytes, and only when the server allows it
+(--allow-shared-memory). Who may use it (clients on this host) is the transports' check, with `is_local`.
 """
 
 from __future__ import annotations
 
-import mmap
+import ipaddress
 import os
 import re
 import stat
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 import numpy as np
 
 from zoo.core.repository import shown
-from zoo.server.errors import InvalidInput, NotFound, RegionExists
+from zoo.server.errors import InvalidInput, NotAllowed, NotFound, RegionExists
 
 SHM_ROOT = "/dev/shm"
 REGION, OFFSET, BYTE_SIZE = "shared_memory_region", "shared_memory_offset", "shared_memory_byte_size"
 _KEY = re.compile(r"/?[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
+REMOTE = "shared memory is for clients on the server's own host; this request came from another one"
 
 
 @dataclass
 class Region:
-    """One registered region: the mapping of [0, offset + byte_size) of the shared-memory object."""
+    """One registered region: bytes [offset, offset + byte_size) of a shared-memory object, by its kept descriptor."""
 
     name: str
     key: str
     offset: int
     byte_size: int
-    mapping: mmap.mmap
+    fd: int
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def view(self, offset: int, byte_size: int) -> memoryview:
-        """byte_size bytes at `offset` inside the region; InvalidInput when they do not fit."""
+    def check(self, offset: int, byte_size: int) -> None:
+        """InvalidInput when byte_size bytes at `offset` do not fit inside the region."""
         if offset < 0 or byte_size < 0 or offset + byte_size > self.byte_size:
             raise InvalidInput(
                 f"shared-memory region {shown(self.name)} holds {self.byte_size} bytes; offset {offset} + {byte_size} bytes does not fit"
             )
+
+    def read(self, offset: int, byte_size: int) -> memoryview:
+        """A copy of byte_size bytes at `offset`; InvalidInput when they do not fit or the object has shrunk."""
+        self.check(offset, byte_size)
+        buf = np.empty(byte_size, np.uint8).data
         start = self.offset + offset
-        return memoryview(self.mapping)[start : start + byte_size]
+        fd = self._borrow()
+        try:
+            got = 0
+            while got < byte_size:  # one call reads it all from tmpfs; the loop is for the 2 GiB per-call limit
+                n = os.preadv(fd, [buf[got:]], start + got)
+                if n == 0:
+                    raise self._shrunk(fd, start + byte_size)
+                got += n
+        finally:
+            os.close(fd)
+        return buf
+
+    def write(self, offset: int, data: np.ndarray) -> None:
+        """Copy an array's bytes to `offset`; InvalidInput when they do not fit or the object has shrunk."""
+        raw = np.ascontiguousarray(data).data.cast("B")
+        self.check(offset, len(raw))
+        start = self.offset + offset
+        fd = self._borrow()
+        try:
+            if os.fstat(fd).st_size < start + len(raw):  # writing past the end would grow the client's object
+                raise self._shrunk(fd, start + len(raw))
+            done = 0
+            while done < len(raw):
+                done += os.pwritev(fd, [raw[done:]], start + done)
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        """Release the descriptor; a request still reading keeps its own duplicate until it is done."""
+        with self._lock:
+            fd, self.fd = self.fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+    def _borrow(self) -> int:
+        # A duplicate per use: unregistering cannot close a descriptor under a read, nor let its number be reused.
+        with self._lock:
+            if self.fd < 0:
+                raise InvalidInput(f"shared-memory region {shown(self.name)} was unregistered while this request used it")
+            return os.dup(self.fd)
+
+    def _shrunk(self, fd: int, need: int) -> InvalidInput:
+        size = os.fstat(fd).st_size
+        return InvalidInput(
+            f"shared-memory region {shown(self.name)}: object {shown(self.key)} holds {size} bytes now, "
+            f"{need} expected (offset + byte_size): it shrank after it was registered; register it again"
+        )
 
 
 @dataclass(frozen=True)
@@ -65,12 +121,21 @@ class SharedMemory:
         self._regions: dict[str, Region] = {}
         self._lock = threading.Lock()  # registration may come from a worker's control thread too
 
+    def guard(self, local: bool) -> None:
+        """NotAllowed unless the caller is on this host: every register, status and unregister asks first."""
+        if not local:
+            raise NotAllowed(REMOTE)
+
+    def for_peer(self, local: bool) -> SharedMemory:
+        """The regions as a request from this peer may use them: all of them, or (another host) none at all."""
+        return self if local else _Refused(allowed=self.allowed)
+
     def _require(self) -> None:
         if not self.allowed:
             raise InvalidInput("shared memory is off on this server: start it with --allow-shared-memory (clients on the same host only)")
 
     def register(self, name: str, key: str, offset: int, byte_size: int) -> None:
-        """Map `byte_size` bytes at `offset` of the shared-memory object `key` as region `name`."""
+        """Open the shared-memory object `key` and register `byte_size` bytes of it at `offset` as region `name`."""
         self._require()
         if not name or len(name) > 255:
             raise InvalidInput(f"a region needs a name of 1 to 255 characters; got {shown(name)}")
@@ -86,15 +151,15 @@ class SharedMemory:
                 raise RegionExists(f"shared-memory region {shown(name)} is already registered; unregister it first")
             if len(self._regions) >= self.max_regions:
                 raise InvalidInput(f"at most {self.max_regions} shared-memory regions may be registered; unregister some")
-            mapped = sum(r.offset + r.byte_size for r in self._regions.values())
-            if mapped + offset + byte_size > self.max_bytes:
+            registered = sum(r.offset + r.byte_size for r in self._regions.values())
+            if registered + offset + byte_size > self.max_bytes:
                 raise InvalidInput(
-                    f"registering {offset + byte_size} more bytes would map more than {self.max_bytes} bytes of shared memory"
+                    f"registering {offset + byte_size} more bytes would register more than {self.max_bytes} bytes of shared memory"
                 )
-            self._regions[name] = Region(name, key, offset, byte_size, _map(key, offset + byte_size))
+            self._regions[name] = Region(name, key, offset, byte_size, _open(key, offset + byte_size))
 
     def unregister(self, name: str = "") -> None:
-        """Forget one region ('' : all). A mapping in use by a running request is released when that request ends."""
+        """Forget one region ('' : all) and close its descriptor."""
         self._require()
         with self._lock:
             if not name:
@@ -104,10 +169,7 @@ class SharedMemory:
             else:
                 raise NotFound(f"no shared-memory region {shown(name)} is registered")
         for r in regions:
-            try:
-                r.mapping.close()
-            except BufferError:  # a request still reads it: the mapping goes when its last view does
-                pass
+            r.close()
 
     def status(self, name: str = "") -> list[tuple[str, str, int, int]]:
         """(name, key, offset, byte_size) of one region or of all."""
@@ -129,17 +191,24 @@ class SharedMemory:
     def input_bytes(self, params: dict[str, Any], tensor: str) -> memoryview | None:
         """The bytes of an input that lives in shared memory (per its parameters), or None when it does not."""
         target = parse_target(params, tensor)
-        return None if target is None else self.region(target.region).view(target.offset, target.byte_size)
+        return None if target is None else self.region(target.region).read(target.offset, target.byte_size)
 
     def write(self, target: Target, array: np.ndarray) -> None:
         """Copy an output into the client's region."""
-        view = self.region(target.region).view(target.offset, target.byte_size)
-        data = np.ascontiguousarray(array)
-        if data.nbytes > target.byte_size:
+        region = self.region(target.region)
+        if array.nbytes > target.byte_size:
             raise InvalidInput(
-                f"output needs {data.nbytes} bytes; shared-memory region {shown(target.region)} was given {target.byte_size}"
+                f"output needs {array.nbytes} bytes; shared-memory region {shown(target.region)} was given {target.byte_size}"
             )
-        np.frombuffer(view, dtype=np.uint8, count=data.nbytes)[:] = data.view(np.uint8).reshape(-1)
+        region.check(target.offset, target.byte_size)
+        region.write(target.offset, array)
+
+
+class _Refused(SharedMemory):
+    """Shared memory as a peer on another host sees it: a tensor that names any region is refused."""
+
+    def region(self, name: str) -> Region:
+        raise NotAllowed(f"shared-memory region {shown(name)}: {REMOTE}")
 
 
 def parse_target(params: dict[str, Any], tensor: str) -> Target | None:
@@ -154,10 +223,39 @@ def parse_target(params: dict[str, Any], tensor: str) -> Target | None:
     return Target(region, offset, size)
 
 
-def _map(key: str, length: int) -> mmap.mmap:
-    """Map the first `length` bytes of /dev/shm/<key>, refusing anything but a regular file that long."""
+def is_local(host: str | None) -> bool:
+    """Whether a peer address is this host: loopback over IPv4 or IPv6 (IPv4-mapped too), or a Unix socket."""
+    if not host:
+        return False
+    if host.startswith("unix:"):
+        return True
+    try:
+        addr = ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return addr.is_loopback
+
+
+def is_local_grpc_peer(peer: str) -> bool:
+    """Whether a gRPC peer string ('ipv4:127.0.0.1:5', 'ipv6:%5B::1%5D:5', 'unix:/path') names this host."""
+    peer = unquote(peer)  # gRPC percent-encodes the brackets of an IPv6 peer
+    if peer.startswith(("unix:", "unix-abstract:")):
+        return True
+    scheme, _, rest = peer.partition(":")
+    if scheme == "ipv4":
+        return is_local(rest.rsplit(":", 1)[0])
+    if scheme == "ipv6" and rest.startswith("["):
+        return is_local(rest[1 : rest.find("]")])
+    return False
+
+
+def _open(key: str, length: int) -> int:
+    """A descriptor of /dev/shm/<key>, refusing anything but a regular file at least `length` bytes long."""
     path = os.path.join(SHM_ROOT, key.lstrip("/"))
     try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; O_NOFOLLOW: a symlink is refused, not followed.
         fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         raise InvalidInput(f"no shared-memory object {shown(key)} under {SHM_ROOT}") from None
@@ -169,6 +267,7 @@ def _map(key: str, length: int) -> mmap.mmap:
             raise InvalidInput(f"shared-memory object {shown(key)} is not a regular shared-memory file")
         if st.st_size < length:
             raise InvalidInput(f"shared-memory object {shown(key)} holds {st.st_size} bytes; offset + byte_size is {length}")
-        return mmap.mmap(fd, length, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-    finally:
+    except BaseException:
         os.close(fd)
+        raise
+    return fd

@@ -73,7 +73,7 @@ def decode(request: pb.ModelInferRequest, card: ModelCard, shm: SharedMemory | N
                         f"output {spec.name!r} of {rows} rows needs {need} bytes; {t.byte_size} were given "
                         f"in shared-memory region {t.region!r}"
                     )
-                shm.region(t.region).view(t.offset, t.byte_size)  # bounds-checked now, not after the work
+                shm.region(t.region).check(t.offset, t.byte_size)  # bounds-checked now, not after the work
         call.extra[SHM_OUTPUTS] = targets
     return call
 

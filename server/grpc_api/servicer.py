@@ -15,11 +15,12 @@ from zoo.core.repository import shown
 from zoo.proto import grpc_service_pb2 as pb
 from zoo.server import statistics
 from zoo.server.dataplane import DataPlane
-from zoo.server.errors import InvalidInput, NotAllowed, NotFound
+from zoo.server.errors import InvalidInput, NotFound
 from zoo.server.grpc_api import codec
 from zoo.server.grpc_api.service import BadMessage
 from zoo.server.grpc_api.status import status_for
 from zoo.server.inference import InferenceCall
+from zoo.server.shm import is_local_grpc_peer
 
 STREAM_WINDOW = 512  # requests of one stream decoded and queued before its answers are read
 
@@ -87,7 +88,7 @@ class InferenceServicer:
     async def ModelInfer(self, request, context):
         if isinstance(request, BadMessage):
             raise request.error()
-        shm = self.plane.shm
+        shm = self.plane.shm.for_peer(_local(context.peer()))  # a tensor naming a region: this host only
         call: InferenceCall | None = None
 
         def decode(card):
@@ -102,18 +103,19 @@ class InferenceServicer:
     # system shared memory (clients on this host only)
 
     async def SystemSharedMemoryRegister(self, request, context):
-        if not _local(context.peer()):
-            raise NotAllowed("shared memory is for clients on the server's own host; this call came from another one")
+        self.plane.shm.guard(_local(context.peer()))
         self.plane.register_region(request.name, request.key, request.offset, request.byte_size)
         return pb.SystemSharedMemoryRegisterResponse()
 
     async def SystemSharedMemoryStatus(self, request, context):
+        self.plane.shm.guard(_local(context.peer()))
         resp = pb.SystemSharedMemoryStatusResponse()
         for name, key, offset, size in self.plane.shm.status(request.name):
             resp.regions[name].CopyFrom(pb.SystemSharedMemoryStatusResponse.RegionStatus(name=name, key=key, offset=offset, byte_size=size))
         return resp
 
     async def SystemSharedMemoryUnregister(self, request, context):
+        self.plane.shm.guard(_local(context.peer()))
         self.plane.unregister_region(request.name)
         return pb.SystemSharedMemoryUnregisterResponse()
 
@@ -146,7 +148,7 @@ class InferenceServicer:
         drained = asyncio.Event()
         done = object()
         state = {"open": 0, "last": loop.time(), "idle": False, "reading": True}
-        shm = self.plane.shm
+        shm = self.plane.shm.for_peer(_local(context.peer()))  # a tensor naming a region: this host only
 
         def reply(resp) -> None:
             window.release()
@@ -216,5 +218,5 @@ class InferenceServicer:
 
 
 def _local(peer: str) -> bool:
-    """Whether a gRPC peer string names this host (loopback or a Unix socket)."""
-    return peer.startswith(("ipv4:127.", "ipv6:[::1]", "unix:", "ipv6:[::ffff:127."))
+    """Whether a gRPC peer string names this host (loopback over IPv4 or IPv6, or a Unix socket)."""
+    return is_local_grpc_peer(peer)

@@ -1,14 +1,17 @@
-"""Triton's system shared-memory extension, driven by stock tritonclient: inputs read in place, outputs written into
-the client's regions, every offset and size bounds-checked, and the feature off unless the server allows it."""
+"""Triton's system shared-memory extension, driven by stock tritonclient: inputs read from and outputs written into
+the client's regions, every offset and size bounds-checked, an object that shrinks after registration refused
+without harm (one process and --workers 2), IPv6 loopback served, and the feature off unless the server allows it."""
 
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import uuid
 
 import numpy as np
 import pytest
-from tests.integration.server.server_helpers import ThreadServer, reference, rows_for, settings_for
+from tests.integration.server.server_helpers import ThreadServer, reference, rows_for, settings_for, start_subprocess_server
 
 shm = pytest.importorskip("tritonclient.utils.shared_memory")
 tc = pytest.importorskip("tritonclient.grpc")
@@ -138,3 +141,63 @@ def test_cuda_shared_memory_cleanup_succeeds_and_registering_is_refused(client):
     with pytest.raises(tc.InferenceServerException) as e:
         client.register_cuda_shared_memory("gpu", b"\0" * 64, 0, 64)
     assert e.value.status() == "StatusCode.INVALID_ARGUMENT" and "system shared memory" in e.value.message()
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_an_object_truncated_after_registration_is_refused_and_the_server_keeps_serving(model_repo, region, workers):
+    # Before: the server read a mapping of the object and died of SIGBUS (under --workers 2 the supervisor gave up).
+    proc, port, lines = start_subprocess_server(model_repo, "--allow-shared-memory", "--workers", workers, "--http-port", "-1")
+    try:
+        x = rows_for(model_repo, "iris", 16, seed=23)
+        name, key, handle = region(x.nbytes)
+        shm.set_shared_memory_region(handle, [x])
+        with tc.InferenceServerClient(f"127.0.0.1:{port}") as c:
+            c.register_system_shared_memory(name, key, x.nbytes)  # under --workers 2 the other worker learns it too
+        os.truncate(f"/dev/shm/{name}", 0)
+        inp = tc.InferInput("input", list(x.shape), "FP32")
+        inp.set_shared_memory(name, x.nbytes)
+        for _ in range(6):  # fresh connections: with two workers the kernel spreads them over both
+            with tc.InferenceServerClient(f"127.0.0.1:{port}", channel_args=[("grpc.use_local_subchannel_pool", 1)]) as c:
+                with pytest.raises(tc.InferenceServerException) as e:
+                    c.infer("iris", [inp])
+            assert e.value.status() == "StatusCode.INVALID_ARGUMENT", e.value.message()
+            assert f"region {name!r}" in e.value.message() and f"holds 0 bytes now, {x.nbytes} expected" in e.value.message()
+        assert proc.poll() is None, "".join(lines)
+        os.truncate(f"/dev/shm/{name}", x.nbytes)  # the client repairs its object: served again
+        shm.set_shared_memory_region(handle, [x])
+        with tc.InferenceServerClient(f"127.0.0.1:{port}") as c:
+            got = c.infer("iris", [inp]).as_numpy("probabilities")
+        np.testing.assert_allclose(got, reference(model_repo, "iris", 2, x)["probabilities"], atol=1e-6)
+        assert not any("exited" in line for line in lines), "".join(lines)  # no worker died on the way
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0, "".join(lines)
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="this machine has no IPv6 loopback (::1)")
+def test_a_client_on_ipv6_loopback_is_local(model_repo, region):
+    # gRPC reports such a peer as 'ipv6:%5B::1%5D:PORT'; before, the locality check did not decode it and refused.
+    srv = ThreadServer(settings_for(model_repo, allow_shared_memory=True, host="::1", http_port=-1, metrics_port=-1)).start()
+    try:
+        x = rows_for(model_repo, "iris", 4, seed=24)
+        name, key, handle = region(x.nbytes)
+        shm.set_shared_memory_region(handle, [x])
+        with tc.InferenceServerClient(f"[::1]:{srv.port}") as c:
+            c.register_system_shared_memory(name, key, x.nbytes)
+            assert name in c.get_system_shared_memory_status(as_json=True)["regions"]
+            inp = tc.InferInput("input", list(x.shape), "FP32")
+            inp.set_shared_memory(name, x.nbytes)
+            got = c.infer("iris", [inp]).as_numpy("probabilities")
+            c.unregister_system_shared_memory(name)
+        np.testing.assert_allclose(got, reference(model_repo, "iris", 2, x)["probabilities"], atol=1e-6)
+    finally:
+        srv.stop()

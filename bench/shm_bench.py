@@ -1,0 +1,113 @@
+"""Shared-memory reads before/after: 1,024-row mnist requests through system shared memory, side by side, medians.
+
+    python bench/shm_bench.py                       # 5 rounds, 6 s per target each; prints a Markdown table
+    python bench/shm_bench.py --rounds 1 --duration 2 --before 72c7630
+
+**before** = the server at --before (inputs are numpy views of a mapping of the client's object), built from git
+into bench/out/shm-base; **after** = this checkout (pread/pwrite on the descriptor kept at registration). Both run
+one process, 1 intra-op thread, --max-batch-size 1024, shared memory allowed; the load is perf_analyzer
+--shared-memory system at C=4, 1,024 rows per request (input from the model's self-check rows). Each round runs both
+targets back to back, alternating which goes first; the after ÷ before ratio is per round, then the median.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+from serving import load, targets
+from serving.runner import BenchConfig, prepare_models
+
+BEFORE = "72c7630"  # the last commit that read shared memory through a mapping
+
+
+def start_before(repository: Path, commit: str) -> targets.Target:
+    """The server at `commit`, as serve_bench starts its before server, with shared memory allowed."""
+    tree = targets.build_before(commit, targets.OUT / "shm-base")
+    cmd = [
+        targets.PYTHON,
+        "-m",
+        "zoo.server",
+        "--repository",
+        str(repository.resolve()),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--http-port",
+        "-1",
+        "--metrics-port",
+        "-1",
+        "--max-batch-size",
+        "1024",
+        "--intra-op-threads",
+        "1",
+        "--allow-shared-memory",
+    ]
+    return targets._launch("before", cmd, targets.ZOO_LINE, env=targets._env(PYTHONPATH=str(tree)), cwd=tree)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--duration", type=float, default=6.0, help="measured seconds per target and round")
+    p.add_argument("--warmup", type=float, default=1.0)
+    p.add_argument("--concurrency", type=int, default=4)
+    p.add_argument("--before", default=BEFORE, help=f"the commit to compare with (default {BEFORE})")
+    args = p.parse_args(argv)
+    cfg = BenchConfig()
+    prepare_models(["mnist"], cfg)
+    model = cfg.models["mnist"]
+    work = Path(tempfile.mkdtemp(prefix="shm-bench-"))
+    data = load.input_data(work / "input.json", model["selfcheck"], model["features"])
+    repo = Path(cfg.repository)
+    runs: dict[str, list[dict]] = {"before": [], "after": []}
+    try:
+        servers = {"before": start_before(repo, args.before), "after": targets.start_zoo(repo, name="after", http=False)}
+        for r in range(args.rounds):
+            order = ["before", "after"] if r % 2 == 0 else ["after", "before"]
+            for name in order:
+                t = servers[name]
+                out = load.perf_analyzer(
+                    t.address,
+                    "mnist",
+                    data,
+                    work / f"{name}.csv",
+                    path="shm",
+                    rows=1024,
+                    concurrency=args.concurrency,
+                    duration=args.duration,
+                    warmup=args.warmup,
+                    pids=t.pids(),
+                )
+                runs[name].append(out)
+                print(
+                    f"[shm-bench] round {r + 1} {name}: {out['rows_per_s']:,.0f} rows/s, p50 {out['p50_ms']:.2f} ms",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    finally:
+        targets.stop_all()
+    ratios = [a["rows_per_s"] / b["rows_per_s"] for a, b in zip(runs["after"], runs["before"], strict=True)]
+    print(f"| target | rows/s (median of {args.rounds}) | p50 ms | p99 ms | server cores | after ÷ before, rows/s |")
+    print("|---|---|---|---|---|---|")
+    for name in ("before", "after"):
+        rs = runs[name]
+        med = {k: statistics.median(x[k] for x in rs) for k in ("rows_per_s", "p50_ms", "p99_ms", "server_cpu_cores")}
+        label = f"{name} ({args.before}, mapping)" if name == "before" else "after (pread/pwrite)"
+        ratio = f"**{statistics.median(ratios):.3f}** ({min(ratios):.3f}–{max(ratios):.3f})" if name == "after" else ""
+        print(
+            f"| {label} | {med['rows_per_s']:,.0f} | {med['p50_ms']:.2f} | {med['p99_ms']:.2f} | {med['server_cpu_cores']:.2f} | {ratio} |"
+        )
+    print(
+        "\nper round, rows/s: "
+        + "; ".join(f"{b['rows_per_s']:,.0f} -> {a['rows_per_s']:,.0f}" for a, b in zip(runs["after"], runs["before"], strict=True))
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
