@@ -141,7 +141,7 @@ class ZooServer:
             self.http_port = self._http.port
         if s.metrics_port >= 0:
             try:
-                self.metrics_port = self.metrics.serve_http(s.host, s.metrics_port)
+                self.metrics_port = self.metrics.serve_http(s.host, s.metrics_port, s.token())
             except OSError as e:
                 raise PortInUse(f"cannot listen on {s.host}:{s.metrics_port} (--metrics-port {s.metrics_port}): {e.strerror}") from None
         await self.registry.start()

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import ThreadingWSGIServer
 
 from zoo.server.batcher import BatchReport
 
@@ -204,11 +208,10 @@ class Metrics:
                 total.add(VersionStats(**data, batch_sizes=sizes))
         return total
 
-    def serve_http(self, host: str, port: int) -> int:
+    def serve_http(self, host: str, port: int, token: str = "") -> int:
         """Start the /metrics HTTP server on a daemon thread; returns the bound port (port 0 = ephemeral)."""
-        server, _thread = start_http_server(port, addr=host, registry=self.registry)
-        self._http = server
-        return server.server_port
+        self._http = serve_metrics(host, port, self.registry, token)
+        return self._http.server_port
 
     def close(self) -> None:
         """Stop the HTTP server."""
@@ -216,3 +219,34 @@ class Metrics:
             self._http.shutdown()
             self._http.server_close()
             self._http = None
+
+
+DENIED = "missing or wrong bearer token: send the header 'Authorization: Bearer <token>' (Prometheus: authorization.credentials_file)"
+
+
+def serve_metrics(host: str, port: int, registry: CollectorRegistry, token: str = "") -> Any:
+    """prometheus-client's exposition on a daemon thread, behind the server's bearer token when one is set."""
+    app = make_wsgi_app(registry)
+    expected = f"Bearer {token}".encode()
+
+    def guarded(environ, start_response):
+        given = environ.get("HTTP_AUTHORIZATION", "").encode("utf-8", "replace")
+        if token and not hmac.compare_digest(given, expected):
+            body = json.dumps({"error": DENIED}).encode()
+            start_response("401 Unauthorized", [("Content-Type", "application/json"), ("WWW-Authenticate", "Bearer")])
+            return [body]
+        return app(environ, start_response)
+
+    class Server(ThreadingWSGIServer):
+        address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+    httpd = make_server(host, port, guarded, Server, handler_class=_Quiet)
+    threading.Thread(target=httpd.serve_forever, name="zoo-metrics", daemon=True).start()
+    return httpd
+
+
+class _Quiet(WSGIRequestHandler):
+    """No access log line per scrape."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass

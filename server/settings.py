@@ -64,6 +64,21 @@ class ServerSettings(BaseSettings):
     intra_op_threads: int = Field(1, ge=0, description="onnxruntime threads per model call (0: one per core)")
     require_gpu: bool = Field(False, description="refuse to start unless the CUDA provider really runs the models")
     max_message_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="largest request or response message in bytes")
+    max_json_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="largest JSON part of an HTTP request in bytes; larger inputs go as binary tensor data"
+    )
+    http_body_timeout: float = Field(
+        30.0, gt=0, description="seconds an HTTP request body may take, plus 1 s per --http-body-min-rate bytes received"
+    )
+    http_body_min_rate: int = Field(
+        16384, ge=1, description="bytes per second an HTTP request body must keep up (stalls and trickles are cut off)"
+    )
+    http_max_connections: int = Field(
+        0,
+        ge=0,
+        description="open HTTP connections; past it a new one closes the least recently active idle or stalled one "
+        "(0: half the file-descriptor limit less 64, leaving the rest to gRPC)",
+    )
     grace: float = Field(10.0, ge=0, description="seconds in-flight requests may take to finish on shutdown")
     event_loop: Literal["auto", "uvloop", "asyncio"] = Field("auto", description="event loop (auto: uvloop when installed)")
     tls_cert: str = Field("", description="PEM certificate chain: serve over TLS (with --tls-key)")

@@ -156,11 +156,13 @@ class Supervisor:
         self.workers[index] = (proc, parent)
 
     def _serve_metrics(self) -> int:
-        from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+        from prometheus_client import CollectorRegistry, multiprocess
+
+        from zoo.server.metrics import serve_metrics
 
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        server, _ = start_http_server(self.settings.metrics_port, addr=self.settings.host, registry=registry)
+        server = serve_metrics(self.settings.host, self.settings.metrics_port, registry, self.settings.token())
         return server.server_port
 
     def _watch(self, metrics_port: int | None) -> int:

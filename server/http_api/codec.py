@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import orjson
 
 from zoo.core.contract import DATATYPES, ModelCard
 from zoo.server.errors import InvalidInput
@@ -26,6 +27,7 @@ HEADER_LENGTH = "Inference-Header-Content-Length"
 BINARY_DATA_SIZE, BINARY_DATA, BINARY_DATA_OUTPUT = "binary_data_size", "binary_data", "binary_data_output"
 JSON_TYPE, BINARY_TYPE = "application/json", "application/octet-stream"
 INFER_REQUEST = 'an inference request, a JSON object {"inputs": [...]} (optionally followed by binary tensor data)'
+STDLIB_RETRY_BYTES = 1 << 20  # a body orjson refuses, up to this size, is read again by json for its NaN and Infinity
 _SHORT = reprlib.Repr()  # a client's value quoted in a message, cut short at every level
 _SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict, _SHORT.maxstring, _SHORT.maxother = 2, 4, 4, 40, 40
 
@@ -46,19 +48,30 @@ class InferRequest:
         return make_call(card, self.inputs, self.outputs, self.parameters, self.id)
 
 
-def parse_json(data: bytes, what: str) -> Any:
-    """The JSON document of a body; InvalidInput saying what was expected (logged in one line, no traceback)."""
+def parse_json(data: bytes | bytearray | memoryview, what: str) -> Any:
+    """The JSON document of a body; InvalidInput saying what was expected (logged in one line, no traceback).
+
+    orjson: several times faster than json and a fraction of its memory. It refuses NaN and Infinity, which are
+    not JSON; json reads them (Python's json.dumps writes them) so that a small body carrying them is refused
+    naming the row, as on gRPC, rather than as JSON that does not parse.
+    """
     try:
-        return json.loads(data)
-    except (ValueError, RecursionError) as e:  # RecursionError: absurdly deep nesting
-        log.warning("refused a request body that is not valid JSON: %s", e)
-        raise InvalidInput(f"the request body is not valid JSON ({e or 'nested too deep'}): expected {what}") from None
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as e:
+        error: Exception = e
+    if len(data) <= STDLIB_RETRY_BYTES:
+        try:
+            return json.loads(bytes(data))
+        except (ValueError, RecursionError) as e:  # RecursionError: absurdly deep nesting
+            error = e
+    log.warning("refused a request body that is not valid JSON: %s", error)
+    raise InvalidInput(f"the request body is not valid JSON ({error or 'nested too deep'}): expected {what}") from None
 
 
-def decode(body: bytes, header_length: str | None) -> InferRequest:
+def decode(body: bytes | bytearray, header_length: str | None) -> InferRequest:
     """An inference body (and its Inference-Header-Content-Length, if sent) as an InferRequest."""
     end = _json_end(header_length, len(body))
-    doc = parse_json(body[:end] if end < len(body) else body, INFER_REQUEST)
+    doc = parse_json(memoryview(body)[:end], INFER_REQUEST)
     if not isinstance(doc, dict):
         raise InvalidInput(f"expected {INFER_REQUEST}; got a JSON {json_type(doc)}")
     params = _object(doc.get("parameters"), "the request's parameters")
@@ -90,10 +103,10 @@ def encode(result: InferenceResult, request: InferRequest) -> tuple[bytes, int |
             out["parameters"] = {BINARY_DATA_SIZE: len(raw)}
             parts.append(raw)
         else:
-            out["data"] = arr.ravel().tolist()
+            out["data"] = np.ascontiguousarray(arr).ravel()  # orjson writes numpy arrays itself, ~10x faster than lists
         outputs.append(out)
     doc["outputs"] = outputs
-    header = json.dumps(doc, separators=(",", ":")).encode()
+    header = orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
     if not parts:
         return header, None
     return b"".join([header, *parts]), len(header)

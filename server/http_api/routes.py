@@ -6,10 +6,12 @@ so server.py only moves bytes. Domain errors raised here become status codes at 
 
 from __future__ import annotations
 
-import json
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from zoo.core import contract
 from zoo.core.contract import TensorSpec
@@ -22,6 +24,7 @@ from zoo.server.http_api.messages import to_json
 # The protocol's health answer: 200 means true, a 4xx false (Triton answers 400; so do we).
 NOT_READY = 400
 OPEN_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})  # probes carry no credentials
+DECODE_INLINE_BYTES = 64 * 1024  # larger JSON is decoded on a thread: the event loop keeps serving meanwhile
 MODEL = "/v2/models/{name}"
 VERSION = "/v2/models/{name}/versions/{version}"
 
@@ -31,7 +34,7 @@ class Call:
     """One request as a handler sees it."""
 
     params: Mapping[str, str]  # path parameters: name, version
-    body: bytes = b""
+    body: bytes | bytearray = b""
     header_length: str | None = None  # the Inference-Header-Content-Length header
 
 
@@ -51,7 +54,7 @@ Handler = Callable[[Call], Awaitable[Reply]]
 
 def reply(doc: Any, status: int = 200) -> Reply:
     """A JSON reply."""
-    return Reply(status, json.dumps(doc, separators=(",", ":")).encode())
+    return Reply(status, orjson.dumps(doc))
 
 
 def error(status: int, message: str) -> Reply:
@@ -80,6 +83,7 @@ class Endpoints:
             ("GET", "/v2/health/live", self.live),
             ("GET", "/v2/health/ready", self.ready),
             ("GET", "/v2", self.server_metadata),
+            ("GET", "/v2/", self.server_metadata),  # the Open Inference Protocol's OpenAPI file writes it so
             ("GET", "/v2/models/stats", self.statistics),  # a fixed path wins over /v2/models/{name}, as in Triton
             ("POST", "/v2/repository/index", self.index),
             ("POST", "/v2/repository/models/{name}/load", self.load),
@@ -147,7 +151,10 @@ class Endpoints:
     # inference
 
     async def infer(self, call: Call) -> Reply:
-        request = codec.decode(call.body, call.header_length)
+        if len(call.body) > DECODE_INLINE_BYTES:
+            request = await asyncio.to_thread(codec.decode, call.body, call.header_length)
+        else:
+            request = codec.decode(call.body, call.header_length)
         result = await self.plane.infer(call.params["name"], call.params.get("version", ""), request.call)
         body, json_length = codec.encode(result, request)
         if json_length is None:
@@ -159,7 +166,7 @@ def _tensor(spec: TensorSpec) -> dict[str, Any]:
     return {"name": spec.name, "datatype": spec.datatype, "shape": list(spec.shape)}
 
 
-def _options(body: bytes, expected: str) -> dict[str, Any]:
+def _options(body: bytes | bytearray, expected: str) -> dict[str, Any]:
     """The optional JSON object of a repository request (an empty body: none)."""
     if not body.strip():
         return {}

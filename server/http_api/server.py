@@ -21,6 +21,8 @@ from aiohttp.http_exceptions import HttpProcessingError
 from zoo.server.browser.endpoints import Browser
 from zoo.server.dataplane import DataPlane
 from zoo.server.http_api import codec
+from zoo.server.http_api.body import BodyError, BodyLimits, read_body
+from zoo.server.http_api.connections import ConnectionCap, Site, default_cap
 from zoo.server.http_api.routes import OPEN_PATHS, Call, Endpoints, Handler, Reply, error
 from zoo.server.http_api.status import status_for
 from zoo.server.settings import ServerSettings, SettingsError
@@ -33,10 +35,10 @@ BACKLOG = 1024
 class HttpServer:
     """The v2 REST endpoints on one port: bind() (port taken: OSError), start() after models load, close(grace)."""
 
-    def __init__(self, runner: web.AppRunner, sock: socket.socket, tls: ssl.SSLContext | None):
+    def __init__(self, runner: web.AppRunner, sock: socket.socket, tls: ssl.SSLContext | None, cap: ConnectionCap):
         self._runner = runner
         self._sock = sock
-        self._site = web.SockSite(runner, sock, ssl_context=tls, backlog=BACKLOG)
+        self._site = Site(runner, sock, cap, ssl_context=tls, backlog=BACKLOG)
         self._started = False
         self.port: int = sock.getsockname()[1]
 
@@ -46,9 +48,11 @@ class HttpServer:
         tls = _tls(settings)
         token = settings.token()
         app = web.Application(middlewares=[_edge(token)], client_max_size=settings.max_message_bytes)
+        cap = ConnectionCap(settings.http_max_connections or default_cap())
+        limits = BodyLimits(settings.max_message_bytes, settings.max_json_bytes, settings.http_body_timeout, settings.http_body_min_rate)
         # The v2 API for programs, and the model browser (/ and /models/...) for people, behind the same edge.
         for method, path, handler in Endpoints(plane).routes() + Browser(plane, token_required=bool(token)).routes():
-            app.router.add_route(method, path, _endpoint(handler, settings.max_message_bytes))
+            app.router.add_route(method, path, _endpoint(handler, limits, cap))
         runner = web.AppRunner(
             app, handle_signals=False, access_log=None, shutdown_timeout=settings.grace, keepalive_timeout=settings.connection_idle_timeout
         )
@@ -59,7 +63,7 @@ class HttpServer:
         except OSError:
             await runner.cleanup()
             raise
-        return cls(runner, sock, tls)
+        return cls(runner, sock, tls, cap)
 
     async def start(self) -> None:
         """Start accepting connections."""
@@ -95,27 +99,34 @@ def _edge(token: str):
     return edge
 
 
-def _endpoint(handler: Handler, limit: int):
+def _endpoint(handler: Handler, limits: BodyLimits, cap: ConnectionCap):
     """An aiohttp handler calling `handler` with the request's path parameters, body and binary-data header."""
 
     async def endpoint(request: web.Request) -> web.Response:
-        body = b""
+        header_length = request.headers.get(codec.HEADER_LENGTH)
+        body: bytes | bytearray = b""
         if request.can_read_body:
-            size = request.content_length
-            if size is not None and size > limit:  # refused before a byte of it is read
-                return _response(_too_large(limit, size))
             try:
-                body = await request.read()
-            except web.HTTPRequestEntityTooLarge:  # no Content-Length (chunked), or decompressed: counted as read
-                return _response(_too_large(limit))
-            except HttpProcessingError as e:  # a chunked or compressed body that does not decode
-                return _response(error(400, f"the request body could not be read: {_one_line(e.message)}"))
+                body = await read_body(request, header_length, limits)
+            except BodyError as e:
+                return _response(_reply(e))
             except ConnectionError:  # the client left mid-body: nobody to answer, nothing to trace
                 log.info("a client closed its connection while sending a request body")
                 return _response(error(400, "the request body ended early"))
-        return _response(await handler(Call(request.match_info, body, request.headers.get(codec.HEADER_LENGTH))))
+        cap.begin(request.protocol)
+        try:
+            return _response(await handler(Call(request.match_info, body, header_length)))
+        finally:
+            cap.end(request.protocol)
 
     return endpoint
+
+
+def _reply(e: BodyError) -> Reply:
+    resp = error(e.status, str(e))
+    if e.status == 408:
+        resp.headers["Connection"] = "close"
+    return resp
 
 
 def _routing_error(request: web.Request, e: web.HTTPException) -> web.Response:
@@ -132,11 +143,6 @@ def _routing_error(request: web.Request, e: web.HTTPException) -> web.Response:
 
 def _response(reply: Reply) -> web.Response:
     return web.Response(status=reply.status, body=reply.body, content_type=reply.content_type, charset=reply.charset, headers=reply.headers)
-
-
-def _too_large(limit: int, size: int | None = None) -> Reply:
-    got = f" of {size} bytes" if size is not None else ""
-    return error(413, f"the request body{got} is larger than the server's limit of {limit} bytes (--max-message-bytes)")
 
 
 def _cut(text: str, limit: int = 200) -> str:
