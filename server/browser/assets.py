@@ -56,6 +56,7 @@ JS = r"""'use strict';
   const form = document.getElementById('try');
   if (!form) return;
   const width = Number(form.dataset.features);
+  const names = JSON.parse(form.dataset.outputs);  // the contract's output names, from the page
   const classes = JSON.parse(form.dataset.classes);
   const path = form.dataset.infer;
   const needsToken = form.dataset.token === 'required';
@@ -115,7 +116,7 @@ JS = r"""'use strict';
   function show(answer) {
     const out = {};
     for (const o of answer.outputs) out[o.name] = o.data;
-    const p = out.probabilities, oneHot = out.one_hot, label = out.label[0];
+    const p = out[names.probabilities], oneHot = out[names.one_hot], label = out[names.label][0];
     const rows = classes.map((name, i) => {
       const th = cell('th', name);
       th.scope = 'row';
@@ -137,6 +138,11 @@ JS = r"""'use strict';
   }
 
   function fail(message) {
+    // The previous answer goes: next to an error it would read as the answer to this request.
+    result.hidden = true;
+    document.getElementById('probabilities').replaceChildren();
+    document.getElementById('label').textContent = '';
+    document.getElementById('curl').textContent = '';
     error.textContent = message;
     error.hidden = false;
   }
@@ -152,7 +158,8 @@ JS = r"""'use strict';
       return;
     }
     const threshold = Number(slider.value);
-    const body = JSON.stringify({inputs: [{name: 'input', datatype: 'FP32', shape: [1, width], data: x}], parameters: {threshold}});
+    const input = {name: form.dataset.input, datatype: form.dataset.datatype, shape: [1, width], data: x};
+    const body = JSON.stringify({inputs: [input], parameters: {[form.dataset.thresholdParam]: threshold}});
     const url = new URL(path, window.location.href).href;
     form.setAttribute('aria-busy', 'true');
     try {

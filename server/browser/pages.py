@@ -1,49 +1,31 @@
 """The model browser's HTML: the index of every model version, a version's page, and error pages.
 
-Pure functions of the data plane's catalog (server/catalog.py); every string a model or a client provides goes
-through html.h(), which escapes it. The pages load only the stylesheet, script and icon of server/http_api/assets.py
+Pure functions of the catalog (server/browser/catalog.py); every string a model or a client provides goes
+through html.h(), which escapes it. The pages load only the stylesheet, script and icon of server/browser/assets.py
 and the version's figures, all from this server.
 """
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Sequence
 from http import HTTPStatus
-from typing import Any
-from urllib.parse import quote
 
-from zoo.server.browser import try_it
+from zoo.server.browser import facts, try_it
 from zoo.server.browser.assets import ICON, SCRIPT, STYLESHEET
 from zoo.server.browser.catalog import VersionInfo
 from zoo.server.browser.html import Child, Html, h, join, table
-
-LONG_LIST = 24  # name lists longer than this are collapsed
-FIGURE_TEXT = {  # figure -> (caption, what the image shows, for people who cannot see it)
-    "training_curve": ("Training curve", "loss and accuracy per epoch on the training and validation splits"),
-    "confusion_matrix": ("Confusion matrix", "counts of each true class (rows) against the predicted class (columns) on the test split"),
-}
-
-
-def model_path(name: str) -> str:
-    """The page of a model (its default version)."""
-    return f"/models/{quote(name, safe='')}"
-
-
-def version_path(name: str, version: str) -> str:
-    """The page of one version; its figures live beneath it."""
-    return f"{model_path(name)}/versions/{quote(version, safe='')}"
+from zoo.server.browser.paths import model_path, version_path
 
 
 def index_page(infos: Sequence[VersionInfo], server: tuple[str, str]) -> Html:
-    """Every model and version: an overview table, then each version's facts and serving statistics."""
+    """Every model and version in one compact table; each version's full card is on its own page."""
     names = sorted({i.name for i in infos})
     ready = sum(i.state == "READY" for i in infos)
     intro = h(
         "p",
         f"{len(names)} model{'s' * (len(names) != 1)}, {ready} version{'s' * (ready != 1)} serving. "
-        "Serving statistics are the server's own, as of this page's loading; reload to refresh them.",
+        "Serving statistics are the server's own, as of this page's loading; reload to refresh them. "
+        "Open a model for its facts, training figures and a form to try it.",
     )
     if not infos:
         intro = h(
@@ -51,16 +33,7 @@ def index_page(infos: Sequence[VersionInfo], server: tuple[str, str]) -> Html:
             "The repository holds no models yet: export one into it (zoo train iris, then zoo export iris), "
             "or run zoo bootstrap to fill it with the default zoo.",
         )
-    sections = [
-        h(
-            "section",
-            h("h2", h("a", name, href=model_path(name)), id=f"model-{name}"),
-            [_version_section(i) for i in infos if i.name == name],
-            aria_labelledby=f"model-{name}",
-        )
-        for name in names
-    ]
-    main = [h("h1", "Model zoo"), intro, _overview(infos) if infos else None, sections]
+    main = [h("h1", "Model zoo"), intro, _overview(infos) if infos else None]
     return _document("Model zoo", main, server)
 
 
@@ -94,8 +67,9 @@ def model_page(infos: Sequence[VersionInfo], shown: VersionInfo, server: tuple[s
         problems,
         nav,
         _contents() if shown.card else None,
-        h("section", h("h2", "Facts", id="facts"), _version_body(shown), aria_labelledby="facts") if shown.card else None,
-        [_figures(shown), try_it.form(shown, token_required)] if shown.card else None,
+        try_it.form(shown, token_required) if shown.card else None,
+        h("section", h("h2", "Facts", id="facts"), facts.version_body(shown), aria_labelledby="facts") if shown.card else None,
+        facts.figures(shown) if shown.card else None,
     ]
     return _document(title, main, server, script=shown.card is not None)
 
@@ -139,16 +113,18 @@ def _document(title: str, main: Child, server: tuple[str, str] | None, script: b
 
 
 def _contents() -> Html:
-    """Links to a serving version's sections: the form comes last, below the facts, but one tap away."""
-    links = [h("a", text, href=f"#{anchor}") for anchor, text in (("facts", "Facts"), ("training", "Training"), ("try-it", "Try it"))]
+    """Links to a serving version's sections, in page order."""
+    links = [h("a", text, href=f"#{anchor}") for anchor, text in (("try-it", "Try it"), ("facts", "Facts"), ("training", "Training"))]
     return h("nav", "On this page: ", join(links, " · "), aria_label="On this page")
 
 
 def _overview(infos: Sequence[VersionInfo]) -> Html:
-    head = ("Model", "Version", "State", "Provider", "Requests", "Rows", "Mean batch (rows)", "Mean latency (ms)")
+    head = ("Model", "Version", "State", "Provider", "Task", "Test accuracy", "Requests", "Mean latency (ms)")
     rows = []
     for i in infos:
         s = i.serving
+        metrics = i.card.extra.get("metrics") if i.card else None
+        accuracy = metrics.get("test_accuracy") if isinstance(metrics, dict) else None
         rows.append(
             h(
                 "tr",
@@ -161,26 +137,13 @@ def _overview(infos: Sequence[VersionInfo]) -> Html:
                     h("br") if i.reason else None,
                     h("span", i.reason, class_="reason") if i.reason else None,
                 ),
-                h("td", i.provider or "—"),
-                [
-                    h("td", _value(v), class_="num")
-                    for v in ((s.requests, s.rows, s.mean_batch_rows, s.mean_latency_ms) if s else ("—",) * 4)
-                ],
+                h("td", i.provider.removesuffix("ExecutionProvider") or "—", title=i.provider or None),  # "CPU", "CUDA"
+                h("td", i.card.task if i.card else "—"),
+                h("td", facts.percent(accuracy), class_="num"),
+                [h("td", facts.value(v), class_="num") for v in ((s.requests, s.mean_latency_ms) if s else ("—",) * 2)],
             )
         )
-    return table("Every model version, its state and how it has served", head, rows, numeric=4)
-
-
-def _version_section(info: VersionInfo) -> Html:
-    heading = h(
-        "h3",
-        h("a", f"Version {info.version}", href=version_path(info.name, info.version)) if info.version else "Model",
-        f" — {info.state}",
-        " (default)" if info.default else "",
-    )
-    if info.card is None:
-        return h("article", heading, h("p", info.reason or "not serving", class_="reason"))
-    return h("article", heading, h("p", info.reason, class_="reason") if info.reason else None, _version_body(info))
+    return table("Every model version, its state and how it has served", head, rows, numeric=3)
 
 
 def _state_line(info: VersionInfo) -> Html:
@@ -194,123 +157,3 @@ def _state_line(info: VersionInfo) -> Html:
         h("br") if info.reason else None,
         h("span", info.reason, class_="reason") if info.reason else None,
     )
-
-
-def _version_body(info: VersionInfo) -> Html:
-    """A serving version's facts: a definition list, then its training metrics, parity report and serving statistics."""
-    card = info.card
-    assert card is not None  # only versions that serve have a body
-    meta = card.extra
-    facts = [
-        ("Task", card.task),
-        ("Execution provider", info.provider),
-        ("Default threshold", _value(card.default_threshold)),
-        ("Classes", _names(card.class_names, "classes")),
-        ("Features", _names(card.feature_names, "features")),
-        ("Dataset", _value(meta.get("dataset", "—"))),
-        ("Dataset fingerprint", h("code", _value(meta.get("dataset_fingerprint", "—")))),
-        (
-            "Exported",
-            _value(
-                " · ".join(
-                    f"{k.replace('_version', '')} {meta[k]}"
-                    for k in ("torch_version", "onnx_version", "onnxruntime_version", "opset")
-                    if k in meta
-                )
-                or "—"
-            ),
-        ),
-    ]
-    dl = h("dl", [(h("dt", k), h("dd", v)) for k, v in facts], class_="facts")
-    metrics = meta.get("metrics") if isinstance(meta.get("metrics"), dict) else {}
-    parity: dict = meta["parity"] if isinstance(meta.get("parity"), dict) else {}
-    passed = parity.get("passed")
-    verdict = "passed" if passed is True else "FAILED" if passed is False else "not recorded"
-    label = f"{info.name} v{info.version}"
-    return join(
-        [
-            dl,
-            _pairs(f"Training metrics of {label}", "Metric", metrics) if metrics else h("p", "No training metrics recorded."),
-            _pairs(f"Export parity check of {label}: {verdict}", "Check", {k: v for k, v in parity.items() if k != "passed"})
-            if parity
-            else h("p", "No parity report recorded."),
-            _serving(label, info),
-        ]
-    )
-
-
-def _serving(label: str, info: VersionInfo) -> Html:
-    s = info.serving
-    if s is None:
-        return Html("")
-    last = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(s.last_inference_ms / 1000)) if s.last_inference_ms else "never"
-    return _pairs(
-        f"Serving statistics of {label} since it loaded",
-        "Statistic",
-        {
-            "requests": s.requests,
-            "failed requests": s.failures,
-            "rows answered": s.rows,
-            "batches (model calls)": s.batches,
-            "mean batch size (rows)": s.mean_batch_rows,
-            "mean latency (ms)": s.mean_latency_ms,
-            "mean queue time (ms)": s.mean_queue_ms,
-            "mean model time per request (ms)": s.mean_compute_ms,
-            "last inference": last,
-        },
-    )
-
-
-def _figures(info: VersionInfo) -> Html:
-    items = []
-    for figure in info.figures:
-        caption, what = FIGURE_TEXT[figure]
-        src = f"{version_path(info.name, info.version)}/{figure}.png"
-        items.append(
-            h(
-                "figure",
-                h("img", src=src, alt=f"{caption} of {info.name} version {info.version}: {what}"),
-                h("figcaption", f"{caption}: {what}."),
-            )
-        )
-    if not items:
-        items = [
-            h(
-                "p",
-                "This version was exported without figures: zoo train draws them into the run, and zoo export "
-                "carries them into the version folder.",
-            )
-        ]
-    elif "confusion_matrix" not in info.figures:
-        items.append(h("p", "No confusion matrix: the run drew none (multilabel models have none)."))
-    return h("section", h("h2", "Training", id="training"), items, aria_labelledby="training")
-
-
-# pieces
-
-
-def _pairs(caption: str, what: str, values: dict[str, Any]) -> Html:
-    rows = [h("tr", h("th", str(k).replace("_", " "), scope="row"), h("td", _value(v))) for k, v in values.items()]
-    return table(caption, (what, "Value"), rows)
-
-
-def _names(names: Sequence[str], what: str) -> Html:
-    listed = h("ol", [h("li", n) for n in names], class_="names")
-    if len(names) <= LONG_LIST:
-        return join([f"{len(names)}: ", listed])
-    return h("details", h("summary", f"{len(names)} {what}"), listed)
-
-
-def _value(v: Any) -> str:
-    """A metadata value as text: numbers rounded for reading, anything else of a user's JSON shown as JSON."""
-    if v is None:
-        return "—"
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, int):
-        return f"{v:,}"
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    if isinstance(v, str):
-        return v
-    return json.dumps(v, ensure_ascii=False)

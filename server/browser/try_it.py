@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
+from zoo.core import contract
 from zoo.server.browser.catalog import VersionInfo
 from zoo.server.browser.html import Html, h, table
 
@@ -88,6 +89,11 @@ def form(info: VersionInfo, token_required: bool) -> Html:
         data_infer=infer_path(info.name, info.version),
         data_features=str(n),
         data_classes=json.dumps(card.class_names),
+        # The request and answer names come from the contract, so the script restates none of them.
+        data_input=card.input.name,
+        data_datatype=card.input.datatype,
+        data_threshold_param=contract.THRESHOLD_PARAM,
+        data_outputs=json.dumps({"probabilities": contract.PROBABILITIES, "one_hot": contract.ONE_HOT, "label": contract.LABEL}),
         data_token="required" if token_required else None,
     )
     answer = h(

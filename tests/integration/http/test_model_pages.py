@@ -103,6 +103,18 @@ def test_try_it_on_iris_answers_as_onnxruntime(browser, origin, browsed_repo, tm
     _submit(browser, answers=2)
     _check_answer(browser, browsed_repo, card, np.asarray([6.3, 2.8, 4.9, 1.5], np.float32), t)
     _screenshot(browser, tmp_path, "iris-pasted-row")
+
+    # an error clears the previous answer: beside the error it would read as this request's answer
+    row = browser.find_element(By.ID, "row")
+    row.clear()
+    row.send_keys("6.3, 2.8, 4.9")
+    browser.find_element(By.CSS_SELECTOR, "#try button[type=submit]").click()
+    _wait(browser, lambda d: d.find_element(By.ID, "try-error").text)
+    assert "this model takes 4" in browser.find_element(By.ID, "try-error").text
+    assert not browser.find_element(By.ID, "result").is_displayed()
+    assert browser.find_element(By.ID, "label").get_attribute("textContent") == ""
+    assert not browser.find_elements(By.CSS_SELECTOR, "#probabilities tr")
+    _screenshot(browser, tmp_path, "iris-error")
     _assert_only_the_server(browser, origin)
 
 

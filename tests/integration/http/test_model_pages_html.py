@@ -96,8 +96,8 @@ def test_every_page_is_plain_accessible_html(port, path):
     get_page(port, path)
 
 
-def test_the_index_shows_every_version_its_facts_and_serving_statistics(port, browsed_repo):
-    for n in (2, 1, 3):  # one at a time: three requests, three batches
+def test_the_index_is_one_compact_table_of_every_version_and_how_it_serves(port, browsed_repo):
+    for n in (2, 1, 3):  # one at a time: three requests
         assert infer(port, "iris", infer_json(rows_for(browsed_repo, "iris", n, seed=n)), version="2").status == 200
     a = call(port, "GET", "/")
     page = get_page(port, "/")
@@ -106,19 +106,34 @@ def test_the_index_shows_every_version_its_facts_and_serving_statistics(port, br
         assert f"/models/{row['name']}" in {x["href"] for x in page.all("a")}
         assert row["reason"] in page.text  # e.g. why `broken` does not load
     stats = call(port, "GET", "/v2/models/iris/versions/2/stats").json()["model_stats"][0]
-    batches = stats["batch_stats"]
-    mean_batch = sum(b["batch_size"] * b["compute_infer"]["count"] for b in batches) / sum(b["compute_infer"]["count"] for b in batches)
     success = stats["inference_stats"]["success"]
+    card = repository.read_card(browsed_repo, "iris", 2)
     row = overview_row(a.body, "iris", "2")
-    assert row[:4] == ["iris", "2", "READY", "CPUExecutionProvider"]
-    assert row[4:7] == ["3", f"{stats['inference_count']:,}", f"{mean_batch:.4g}"] and stats["inference_count"] == 6
+    assert row[:5] == ["iris", "2", "READY", "CPU", "multiclass"]
+    assert row[5] == f"{100 * card.extra['metrics']['test_accuracy']:.1f} %"
+    assert row[6] == "3" and stats["inference_count"] == 6
     assert float(row[7]) == pytest.approx(success["ns"] / success["count"] / 1e6, rel=1e-3)
+    assert len(row) == 8
+    # Compact: the full cards are on the versions' pages, not repeated here.
+    assert card.extra["dataset_fingerprint"] not in page.text and card.feature_names[0] not in page.text
+
+
+def test_a_version_page_shows_its_facts_in_words_a_reader_knows(port, browsed_repo):
     for name, version in [("iris", 1), ("iris", 2), ("iris", 3), ("breast-cancer", 1), ("wide", 1)]:
         card = repository.read_card(browsed_repo, name, version)
+        page = get_page(port, f"/models/{name}/versions/{version}")
         for fact in [card.extra["dataset_fingerprint"], card.task, *card.class_names, *card.feature_names[:3],
-                     f"Export parity check of {name} v{version}: passed", f"Training metrics of {name} v{version}",
+                     f"Does the exported model answer like the trained one? ({name} v{version}: passed)",
+                     f"How {name} v{version} trained", "Accuracy on the test split", "Share of rows with the same decision",
                      f"Serving statistics of {name} v{version} since it loaded"]:
             assert fact in page.text, (name, version, fact)
+        assert "one hot agreement" not in page.text and "max abs diff" not in page.text
+        # when it was trained (from the run, also for versions exported before zoo recorded it) and exported
+        trained = card.extra.get("trained_at")
+        assert trained, "export records when the run was trained"
+        assert f"Trained {trained[:10]} {trained[11:16]} UTC" in page.text
+        exported = card.extra["exported_at"]
+        assert f"Exported {exported[:10]} {exported[11:16]} UTC" in page.text
 
 
 def overview_row(body: bytes, name: str, version: str) -> list[str]:
@@ -160,6 +175,11 @@ def test_a_version_page_shows_its_figures_and_the_try_it_form(port, browsed_repo
     form = page.one("form", id="try")
     assert form["data-infer"] == "/v2/models/iris/versions/3/infer" and int(form["data-features"]) == 4
     assert json.loads(form["data-classes"]) == card.class_names and "data-token" not in form
+    # the request's names come from the contract through the page; the script restates none of them
+    assert (form["data-input"], form["data-datatype"], form["data-threshold-param"]) == ("input", "FP32", "threshold")
+    assert json.loads(form["data-outputs"]) == {"probabilities": "probabilities", "one_hot": "one_hot", "label": "label"}
+    body = call(port, "GET", "/models/iris").body.decode()
+    assert body.index('id="try-it"') < body.index('id="facts"') < body.index('id="training"')  # "Try it" near the top
     labels = {a["for"]: a for a in page.all("label")}
     means = card.extra["normalization"]["mean"]
     for i, name in enumerate(card.feature_names):
@@ -199,12 +219,13 @@ def test_no_path_from_a_request_reaches_a_file(port, path):
 
 
 def test_model_provided_strings_are_escaped(port, browsed_repo):
-    for path in ("/", "/models/escaped"):
-        a = call(port, "GET", path)
-        for raw in [*HOSTILE_CLASSES, HOSTILE_FEATURE, "<i>iris</i>"]:
-            assert raw.encode() not in a.body
-            assert raw in Page(a.body).text  # shown as text, exactly
-        assert b"&lt;script&gt;alert(&quot;class&quot;)&lt;/script&gt;" in a.body
+    index = call(port, "GET", "/")  # the compact index shows none of a card's free text, raw or otherwise
+    assert "/models/escaped" in index.body.decode() and not any(raw.encode() in index.body for raw in HOSTILE_CLASSES)
+    a = call(port, "GET", "/models/escaped")
+    for raw in [*HOSTILE_CLASSES, HOSTILE_FEATURE, "<i>iris</i>"]:
+        assert raw.encode() not in a.body
+        assert raw in Page(a.body).text  # shown as text, exactly
+    assert b"&lt;script&gt;alert(&quot;class&quot;)&lt;/script&gt;" in a.body
     page = get_page(port, "/models/escaped")
     assert json.loads(page.one("form", id="try")["data-classes"]) == HOSTILE_CLASSES
     label = [a for a in page.all("label") if a["for"] == "feature-0"]
