@@ -73,10 +73,9 @@ def _git(*args: str) -> str:
 def old_source(rev: str | None) -> tuple[str, str]:
     """(revision, text) of the old reader."""
     if rev is None:
-        rev = "HEAD"
-        if "_read_csv_fast" in _git("show", "HEAD:zoo/data/files.py"):  # the new reader is committed
-            added = _git("log", "--reverse", "--format=%H", "-S_read_csv_fast", "--", "zoo/data/files.py").split()[0]
-            rev = f"{added}^"
+        # The commit that brought the pyarrow reader into files.py (since split into zoo/data/csv_reader.py).
+        added = _git("log", "--reverse", "--format=%H", "-S_read_csv_fast", "--", "zoo/data/files.py").split()
+        rev = f"{added[0]}^" if added else "HEAD"
     return rev, _git("show", f"{rev}:zoo/data/files.py")
 
 

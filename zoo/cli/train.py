@@ -48,7 +48,9 @@ def _parse_hidden(value: str | None):
 @click.option("--normalize", type=click.Choice(["feature", "global", "none"]), help="Input normalisation fitted on the training split.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--threads", type=click.IntRange(0), default=0, show_default=True, help="CPU threads for training (0: auto, by step size).")
+@click.option("--schedule", type=click.Choice(["constant", "onecycle"]), help="Learning-rate schedule (default: the recipe's).")
 @click.option("--data-dir", help="Folder of the Fashion-MNIST IDX files (default /usr/share/datasets/fashion-mnist).")
+@click.option("--strict-labels", is_flag=True, help="Label warnings (case variants, classes with very few rows) are errors.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def train(
     recipe,
@@ -70,29 +72,13 @@ def train(
     normalize,
     device,
     threads,
+    schedule,
     data_dir,
+    strict_labels,
     quiet,
 ) -> None:
     """Train a bundled recipe (`zoo train iris`) or your own data (`--data FILE --target COLUMN`)."""
-    from zoo.core.repository import check_name
-    from zoo.data import DataError, get_recipe, origin
-
-    if bool(recipe) == bool(data_file):
-        fail("give either a RECIPE or --data FILE --target COLUMN (see `zoo list` for recipes)")
-    try:
-        if recipe:
-            defaults = dict(get_recipe(recipe).defaults)
-            data = origin.load(origin.of_recipe(recipe, data_dir))
-            name = name or recipe
-        else:
-            if not target:
-                fail(f"{data_file}: name the label column with --target COLUMN")
-            name = name or Path(data_file).stem
-            data = origin.load(origin.of_file(data_file, target), name=name)
-            defaults = {}
-        check_name(name)
-    except (KeyError, DataError, ValueError) as e:
-        fail(str(e.args[0]) if isinstance(e, KeyError) else str(e))
+    name, data, defaults = load_data(recipe, data_file, target, name, data_dir, strict_labels)
     overrides = dict(
         hidden=_parse_hidden(hidden),
         activation=activation,
@@ -103,6 +89,7 @@ def train(
         lr=lr,
         weight_decay=weight_decay,
         normalize=normalize,
+        schedule=schedule,
     )
     from zoo.training.loop import TrainConfig
 
@@ -117,12 +104,38 @@ def train(
     train_and_save(name, data, cfg, runs_dir, quiet)
 
 
+def load_data(recipe, data_file, target, name, data_dir, strict_labels):
+    """(name, dataset, recipe defaults) of a RECIPE or --data/--target, with the data's warnings printed; exit 1 on errors."""
+    from zoo.core.repository import check_name
+    from zoo.data import DataError, get_recipe, origin
+
+    if bool(recipe) == bool(data_file):
+        fail("give either a RECIPE or --data FILE --target COLUMN (see `zoo list` for recipes)")
+    try:
+        if recipe:
+            defaults = dict(get_recipe(recipe).defaults)
+            data = origin.load(origin.of_recipe(recipe, data_dir))
+            name = name or recipe
+        else:
+            if not target:
+                fail(f"{data_file}: name the label column with --target COLUMN")
+            name = name or Path(data_file).stem
+            data = origin.load(origin.of_file(data_file, target), name=name, strict_labels=strict_labels)
+            defaults = {}
+        check_name(name)
+    except (KeyError, DataError, ValueError) as e:
+        fail(str(e.args[0]) if isinstance(e, KeyError) else str(e))
+    for warning in data.warnings:
+        click.secho(f"warning: {warning} (--strict-labels makes this an error)", fg="yellow", err=True)
+    return name, data, defaults
+
+
 def train_and_save(name, data, cfg, runs_dir, quiet) -> Path | None:
     """Fit, plot, save; prints where the run went and its test accuracy (under torchrun: rank 0 only)."""
     from tqdm import tqdm
 
     from zoo.training import distributed
-    from zoo.training.loop import fit
+    from zoo.training.loop import fit, rising_hint
 
     ctx = distributed.from_env()
     if ctx is not None and not ctx.is_main:
@@ -157,9 +170,13 @@ def train_and_save(name, data, cfg, runs_dir, quiet) -> Path | None:
     m = result.metrics
     ranks = f" on {m['world_size']} ranks" if m.get("world_size", 1) > 1 else ""
     click.echo(
-        f"test accuracy {m['test_accuracy']:.4f} after {m['epochs_run']} epochs in {m['train_seconds']:.1f}s{ranks} "
+        f"test accuracy {m['test_accuracy']:.4f} after {m['epochs_run']} epochs (best validation loss: epoch {m['best_epoch']}) "
+        f"in {m['train_seconds']:.1f}s{ranks} "
         f"({m['parameters']:,} parameters) -> {path}"
     )
+    hint = rising_hint(result.history, m["best_epoch"], cfg.patience)
+    if hint:
+        click.secho(f"hint: {hint}", fg="yellow", err=True)
     return path
 
 

@@ -28,6 +28,7 @@ class Dataset:
     # How to load these exact rows again: {"recipe": NAME} or {"file": PATH, "target": COLUMNS, "seed": S,
     # "test_fraction": F}; recorded with the run and the export so `zoo evaluate` can rebuild the test split.
     origin: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # label mistakes worth a word (see zoo.data.labels)
 
     @property
     def num_features(self) -> int:

@@ -20,8 +20,11 @@ def of_file(path: str, target: str) -> dict:
     return {"file": str(Path(path).resolve()), "target": target, "seed": FILE_SPLIT_SEED, "test_fraction": FILE_TEST_FRACTION}
 
 
-def load(origin: dict, name: str | None = None) -> Dataset:
-    """The dataset an origin names, split as it was at training; DataError when it cannot be loaded."""
+def load(origin: dict, name: str | None = None, *, strict_labels: bool = False) -> Dataset:
+    """The dataset an origin names, split as it was at training; DataError when it cannot be loaded.
+
+    `strict_labels` turns a file's label warnings (case variants, tiny classes) into a DataError.
+    """
     if "recipe" in origin:
         from zoo.data.recipes import get_recipe
 
@@ -43,6 +46,7 @@ def load(origin: dict, name: str | None = None) -> Dataset:
             name=name,
             seed=origin.get("seed", FILE_SPLIT_SEED),
             test_fraction=origin.get("test_fraction", FILE_TEST_FRACTION),
+            strict_labels=strict_labels,
         )
     else:
         raise DataError("the model does not record where its training data came from (exported by an older zoo)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -35,6 +36,7 @@ class TrainConfig:
     seed: int = 0  # same seed, same data, same device -> bit-identical weights on CPU
     val_fraction: float = 0.1  # held out of the training split for curves and early stopping
     patience: int = 0  # early stopping: epochs without a better validation loss (0 = off)
+    schedule: str = "constant"  # constant | onecycle (warm up to lr over 30% of the steps, then cosine down)
     normalize: str = "feature"  # feature | global | none
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 0  # CPU threads; 0 = auto: 1 for small steps (overhead-bound), all cores for big ones
@@ -47,6 +49,7 @@ class TrainConfig:
 
 
 TRAIN_ACCURACY_ROWS = 2048  # training rows scored after each epoch for the curve and the progress bar
+RISING_EPOCHS = 5  # validation loss without a new best for this many epochs (and a quarter of the run): hint at --patience
 
 
 @dataclass
@@ -190,6 +193,7 @@ def fit(data: Dataset, cfg: TrainConfig, *, on_epoch=None) -> TrainResult:
     loss_fn = loss_function(data.task)
     opt = make_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay)
     loader = InMemoryBatches(Xtr, ytr, cfg.batch_size, torch.Generator().manual_seed(cfg.seed))
+    lr_at = learning_rates(cfg, len(loader))
     net = functional_forward(model)  # built after the optimizer rebinds the parameters to its flat buffer
     if ctx is not None:
         net = distributed.wrap(model.layers, device)  # DDP hooks all-reduce each step's gradients
@@ -202,9 +206,13 @@ def fit(data: Dataset, cfg: TrainConfig, *, on_epoch=None) -> TrainResult:
     # each epoch cost ~20% of mnist's training time (bench/train_bench.py).
     probe = slice(0, min(len(Xtr), TRAIN_ACCURACY_ROWS))
     loss_sum = torch.zeros((), device=device)
+    step = 0
     for epoch in range(1, cfg.epochs + 1):
         loss_sum.zero_()
         for batch in loader:
+            if lr_at is not None:
+                opt.lr = lr_at(step)
+                step += 1
             xb, yb = batch if ctx is None else distributed.shard(batch, ctx)
             loss = loss_fn(net(xb), yb)
             opt.zero_grad(set_to_none=True)
@@ -216,16 +224,17 @@ def fit(data: Dataset, cfg: TrainConfig, *, on_epoch=None) -> TrainResult:
         if len(va):
             row["val_loss"], row["val_accuracy"] = evaluate_logits(model, Xva, yva, loss_fn, normalized=True)
         history.append(row)
-        if on_epoch:
-            on_epoch(row)
-        if cfg.patience and len(va):
+        if len(va):  # the best epoch is that of the lowest validation loss, early stopping or not
             if row["val_loss"] < best_loss - 1e-7:
                 best_loss, best_epoch, stale = row["val_loss"], epoch, 0
-                best_state = copy.deepcopy(model.state_dict())
+                if cfg.patience:
+                    best_state = copy.deepcopy(model.state_dict())
             else:
                 stale += 1
-                if stale >= cfg.patience:
-                    break
+        if on_epoch:
+            on_epoch(row)
+        if cfg.patience and stale >= cfg.patience:
+            break
     seconds = time.perf_counter() - t0
     # Hand back a plain model: fresh parameters of its own, not views into the optimizer's flat buffer.
     state = best_state if best_state is not None else model.state_dict()
@@ -240,7 +249,8 @@ def fit(data: Dataset, cfg: TrainConfig, *, on_epoch=None) -> TrainResult:
         "test_accuracy": test_acc,
         "test_loss": test_loss,
         "train_accuracy": train_acc,  # the whole training split, once, at the end
-        "val_accuracy": history[-1].get("val_accuracy"),
+        # of the model handed back: the best epoch's under early stopping, else the last's
+        "val_accuracy": history[(best_epoch if best_state is not None else len(history)) - 1].get("val_accuracy"),
         "epochs_run": len(history),
         "best_epoch": best_epoch or len(history),
         "train_seconds": seconds,
@@ -250,3 +260,35 @@ def fit(data: Dataset, cfg: TrainConfig, *, on_epoch=None) -> TrainResult:
         "world_size": ctx.world_size if ctx is not None else 1,
     }
     return TrainResult(model, history, metrics)
+
+
+def learning_rates(cfg: TrainConfig, steps_per_epoch: int):
+    """Step -> learning rate for the schedule (None: constant, the optimizer's own)."""
+    if cfg.schedule == "constant":
+        return None
+    if cfg.schedule != "onecycle":
+        raise ValueError(f"unknown schedule {cfg.schedule!r}; expected constant or onecycle")
+    total = max(1, cfg.epochs * steps_per_epoch)
+    warm = max(1, int(0.3 * total))
+    low, final = cfg.lr / 25, cfg.lr / 25e4  # torch's OneCycleLR: div_factor 25, final_div_factor 1e4
+
+    def lr_at(step: int) -> float:
+        if step < warm:
+            return low + (cfg.lr - low) * step / warm
+        t = min(1.0, (step - warm) / max(1, total - warm))
+        return final + (cfg.lr - final) * 0.5 * (1 + math.cos(math.pi * t))
+
+    return lr_at
+
+
+def rising_hint(history: list[dict], best_epoch: int, patience: int) -> str | None:
+    """A hint when validation loss has not improved on its best for a while and nothing stopped the run."""
+    if patience or not best_epoch or "val_loss" not in history[-1]:
+        return None
+    since = len(history) - best_epoch
+    if since < max(RISING_EPOCHS, len(history) // 4):
+        return None
+    return (
+        f"validation loss was lowest at epoch {best_epoch} and has not improved in the {since} epochs since "
+        f"(overfitting?): --patience {RISING_EPOCHS} stops early and keeps the best epoch"
+    )

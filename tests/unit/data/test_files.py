@@ -40,7 +40,7 @@ def test_csv_several_targets_is_multilabel(tmp_path):
 
 
 @pytest.mark.parametrize("text, target, message", [
-    ("a,b\n1,x\n2,y\n", "label", r"bad\.csv: no target column 'label'; the columns are: a, b"),
+    ("a,b\n1,x\n2,y\n", "label", r"bad\.csv: no target column 'label' \(read as comma-separated\); the columns are: a, b"),
     ("a,label\n1,x\noops,y\n", "label", r"bad\.csv: column 'a', line 3: 'oops' is not a number"),
     ("a,label\n1,x\nnan,y\n", "label", r"bad\.csv: column 'a', line 3: 'nan' is not a finite number"),
     ("a,label\n1,x\n2,x\n", "label", r"bad\.csv: column 'label' has a single class \('x'\)"),
@@ -80,7 +80,7 @@ def test_parquet(tmp_path):
     assert d.feature_names == ["f", "g"] and d.class_names == ["no", "yes"]
     bad = pa.table({"y": ["no", "yes"], "f": ["1", "2"]})
     pq.write_table(bad, tmp_path / "bad.parquet")
-    with pytest.raises(DataError, match=r"bad\.parquet: column 'f', row 0: '1' is not a number"):
+    with pytest.raises(DataError, match=r"bad\.parquet: 2 bad cells:\n  column 'f', row 0: '1' is not a number\n  column 'f', row 1: '2' is not a number$"):
         load_file(tmp_path / "bad.parquet", "y")
 
 
@@ -144,7 +144,7 @@ def test_parquet_errors_name_column_and_row(tmp_path, columns, message):
 
     table = {"y": ["a", "b", "a", "b"], "f": [1.0, 2.0, 3.0, 4.0]} | columns
     pq.write_table(pa.table(table), tmp_path / "p.parquet")
-    with pytest.raises(DataError, match=r"p\.parquet: " + message):
+    with pytest.raises(DataError, match=r"p\.parquet: (\d+ bad cells:\n(  .*\n)*  )?" + message):
         load_file(tmp_path / "p.parquet", "y")
 
 

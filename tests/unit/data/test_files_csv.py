@@ -3,6 +3,7 @@ every error (bad cell, ragged row, binary or non-UTF-8 file) comes from the care
 
 import csv
 import io
+import math
 import re
 from pathlib import Path
 
@@ -10,7 +11,10 @@ import numpy as np
 import pytest
 
 from zoo.data import DataError, from_arrays, load_file
-from zoo.data.files import _read_csv, _read_csv_careful, _read_csv_fast, read_rows
+from zoo.data.csv_reader import read_csv as _read_csv
+from zoo.data.csv_reader import read_csv_careful as _read_csv_careful
+from zoo.data.csv_reader import read_csv_fast as _read_csv_fast
+from zoo.data.files import read_rows
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00\x90wS\xde"
 
@@ -130,7 +134,7 @@ BAD = [
     ("", r"the file is empty; expected a header line and at least one data row"),
     ("\n\n", r"the file is empty"),
     ("a,label\n", r"the file has a header but no data rows"),
-    ("a,b\n1,2\n", r"no target column 'label'; the columns are: a, b"),
+    ("a,b\n1,2\n", r"no target column 'label' \(read as comma-separated\); the columns are: a, b"),
     ("a,label,a\n1,x,2\n", r"column 'a' appears twice in the header"),
     ("label\nx\n", r"no feature columns besides the target"),
 ]
@@ -172,13 +176,38 @@ LABELS = ["x", " x ", '"x"', '" y "', '"a,b"', '"a""b"', "01", "1.0", "1", "nan"
           "\xa0x", "caf\xe9", "x\u2003", '"two\nlines"', '"cr\rlf"', "#N/A", "a b"]
 
 
+def float_outcome(cell: str) -> tuple[str, float | str]:
+    """What a cell must read as: ("ok", float(cell)) for a finite number, else ("error", the kind of refusal)."""
+    try:
+        value = float(cell)
+    except ValueError:
+        return "error", "is not a number"
+    return ("ok", value) if math.isfinite(value) else ("error", "is not a finite number")
+
+
 @pytest.mark.parametrize("token", NUMBERS)
 def test_number_cells_agree_with_float(tmp_path, token):
+    """Every token is checked: the careful pass reads exactly float()'s value (sign of zero included) or refuses both
+    cells naming them, and the fast pass either gives the same outcome or defers (it never refuses on its own)."""
     p = write(tmp_path, "n.csv", f"a,label,b\n{token},x,1\n2,y,{token}\n3,x,4\n")
+    cell = next(csv.reader(io.StringIO(token)), [""])[0]
     fast, careful = both_passes(p, ["label"])
-    assert fast is None or fast == careful
-    if careful[0] == "ok":
-        assert careful[1][0][0] == float(next(csv.reader(io.StringIO(token)))[0])
+    kind, value = float_outcome(cell)
+    assert careful[0] == kind, careful
+    if kind == "ok":
+        assert isinstance(value, float)
+        got = [careful[1][0][0], careful[1][1][1]]  # column a of line 2 and column b of line 3
+        assert [repr(g) for g in got] == [repr(value)] * 2
+        assert careful[1][1][0] == 2.0 and careful[1][0][1] == 1.0 and careful[1][2] == [3.0, 4.0]
+    else:
+        for column, line in (("a", 2), ("b", 3)):
+            assert f"column '{column}', line {line}: {cell!r} {value}" in careful[1]
+    if fast is not None:
+        assert fast == careful
+    else:
+        assert kind == "error" or not cell.isascii() or "_" in cell, f"the fast pass deferred on a plain number {token!r}"
+    whole = outcome(lambda: _read_csv(p, ["label"]))  # the reader the data path uses: the same outcome
+    assert whole == careful
 
 
 @pytest.mark.parametrize("token", LABELS)
@@ -297,11 +326,11 @@ def test_target_list_without_names_is_refused(tmp_path):
 
 def test_reading_is_streamed_in_batches(tmp_path, monkeypatch):
     """Many pyarrow batches (tiny blocks) give the same arrays as one."""
-    import zoo.data.files as files
+    import zoo.data.csv_reader as csv_reader
 
     text = "a,label\n" + "".join(f"{i / 7!r},{'xyz'[i % 3]}\n" for i in range(500))
     p = write(tmp_path, "s.csv", text)
     one = _read_csv_fast(p, ["label"], ",", np.float64)
-    monkeypatch.setattr(files, "_CSV_BLOCK_BYTES", 64)
+    monkeypatch.setattr(csv_reader, "CSV_BLOCK_BYTES", 64)
     many = _read_csv_fast(p, ["label"], ",", np.float64)
     assert np.array_equal(one[0], many[0]) and one[1][0].texts() == many[1][0].texts()
