@@ -25,8 +25,42 @@ from zoo.server.settings import ServerSettings
 
 log = logging.getLogger("zoo.server")
 SNAPSHOT_EVERY_S = 0.5  # how stale another worker's statistics may be in a ModelStatistics answer
-RESTARTS_PER_MINUTE = 10  # beyond this a crash loop stops the supervisor instead of spinning
 STOP_MARGIN_S = 10.0
+
+
+class RestartPolicy:
+    """When to replace a dead worker: at once, then after 0.5, 1, 2 ... s (capped) while it keeps dying young.
+
+    A worker that served for `stable_s` before dying starts the count again. There is no limit: the supervisor never
+    gives up on the server because workers die (a crash loop only slows down); SIGTERM is what stops it.
+    """
+
+    def __init__(self, *, base_s: float = 0.5, cap_s: float = 30.0, stable_s: float = 60.0):
+        self.base_s, self.cap_s, self.stable_s = base_s, cap_s, stable_s
+        self.started: dict[int, float] = {}
+        self.deaths: dict[int, int] = {}  # deaths in a row of each worker, each soon after its start
+
+    def start(self, index: int, now: float) -> None:
+        """A worker (re)started at `now`."""
+        self.started[index] = now
+
+    def delay(self, index: int, now: float) -> float:
+        """Seconds to wait before replacing worker `index`, which died at `now`."""
+        if now - self.started.get(index, now) >= self.stable_s:
+            self.deaths[index] = 0
+        n = self.deaths.get(index, 0)
+        self.deaths[index] = n + 1
+        return 0.0 if n == 0 else min(self.cap_s, self.base_s * 2 ** (n - 1))
+
+
+def how_it_ended(exitcode: int | None) -> str:
+    """'killed by SIGKILL' or 'exited with code 3', from a multiprocessing exit code."""
+    if exitcode is not None and exitcode < 0:
+        try:
+            return f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exited with code {exitcode}"
 
 
 class WorkerLink:
@@ -104,7 +138,9 @@ class Supervisor:
         self.loaded: set[str] | None = None  # explicit mode: what every worker serves (None until the first ready)
         self.regions: dict[str, tuple] = {}
         self.stopping = threading.Event()
-        self.restarts: list[float] = []
+        self.policy = RestartPolicy()
+        self.due: dict[int, float] = {}  # dead workers' indexes -> when their replacements start
+        self.ever_ready = False  # before any worker served, a worker that exits means the server failed to start
         self.ready: set[int] = set()
 
     def run(self) -> int:
@@ -154,6 +190,7 @@ class Supervisor:
         proc.start()
         child.close()
         self.workers[index] = (proc, parent)
+        self.policy.start(index, time.monotonic())
 
     def _serve_metrics(self) -> int:
         from prometheus_client import CollectorRegistry, multiprocess
@@ -170,12 +207,18 @@ class Supervisor:
         while not self.stopping.is_set():
             conns: dict[Any, int] = {conn: i for i, (_, conn) in self.workers.items()}
             sentinels: dict[Any, int] = {proc.sentinel: i for i, (proc, _) in self.workers.items()}
-            for ready in wait(list(conns) + list(sentinels), timeout=0.2):
+            now = time.monotonic()
+            for index in [i for i, at in self.due.items() if at <= now]:
+                del self.due[index]
+                self._spawn(index)
+            timeout = min([0.2] + [at - now for at in self.due.values()])
+            for ready in wait(list(conns) + list(sentinels), timeout=max(0.0, timeout)):
                 if ready in conns:
                     self._on_message(conns[ready])
                 elif not self.stopping.is_set():
-                    if not self._restart(sentinels[ready]):
-                        return 1
+                    code = self._died(sentinels[ready])
+                    if code is not None:
+                        return code
             if not announced and len(self.ready) == len(self.workers):
                 announced = True
                 log.info(
@@ -199,6 +242,7 @@ class Supervisor:
         if msg[0] == "ready":
             _, _, pid, names = msg
             self.ready.add(index)
+            self.ever_ready = True
             if self.loaded is None:
                 self.loaded = set(names)
             for name, region in self.regions.items():  # a restarted worker learns the regions registered so far
@@ -225,18 +269,20 @@ class Supervisor:
             else:
                 self.regions.clear()
 
-    def _restart(self, index: int) -> bool:
-        proc, conn = self.workers[index]
+    def _died(self, index: int) -> int | None:
+        """A worker ended: schedule its replacement; the exit code to return only if the server never started."""
+        proc, conn = self.workers.pop(index)
         conn.close()
+        proc.join()
         self.ready.discard(index)
-        now = time.monotonic()
-        self.restarts = [t for t in self.restarts if now - t < 60] + [now]
-        if len(self.restarts) > RESTARTS_PER_MINUTE:
-            log.error("workers keep dying (%d restarts in a minute): giving up", len(self.restarts))
-            return False
-        log.error("worker %d (pid %s) exited with code %s: starting a new one", index, proc.pid, proc.exitcode)
-        self._spawn(index)
-        return True
+        ended = how_it_ended(proc.exitcode)
+        if not self.ever_ready:
+            log.error("zoo-server failed to start: worker %d (pid %s) %s", index, proc.pid, ended)
+            return proc.exitcode if proc.exitcode and proc.exitcode > 0 else 1
+        delay = self.policy.delay(index, time.monotonic())
+        log.error("worker %d (pid %s) %s: starting a new one in %.1f s", index, proc.pid, ended, delay)
+        self.due[index] = time.monotonic() + delay
+        return None
 
     def _stop_all(self) -> None:
         for proc, _ in self.workers.values():

@@ -112,7 +112,24 @@ def test_a_dead_worker_is_replaced_and_keeps_the_loaded_models(workers):
     x = rows_for(repo, "breast-cancer", 2, seed=3)
     got = on_worker(port, 1, lambda s: decode_response(s.ModelInfer(infer_request("breast-cancer", x), timeout=30)))
     np.testing.assert_allclose(got["probabilities"], reference(repo, "breast-cancer", 1, x)["probabilities"], atol=1e-6)
-    assert any("worker 1" in line and "exited" in line for line in lines)
+    assert any("worker 1" in line and "killed by SIGKILL" in line for line in lines)
+
+
+def test_a_worker_killed_again_and_again_comes_back_each_time_and_the_server_never_gives_up(workers):
+    # Before: more than ten restarts in a minute made the supervisor exit, taking the healthy worker with it.
+    port, _, lines, repo = workers
+    x = rows_for(repo, "iris", 2, seed=4)
+    want = reference(repo, "iris", 2, x)["probabilities"]
+    for kill in range(12):
+        index = kill % 2
+        old = worker_pids(lines)[index]
+        os.kill(old, signal.SIGKILL)
+        wait_until(lambda: worker_pids(lines).get(index, old) != old, f"worker {index} to come back after kill {kill + 1}", timeout_s=180)
+        got = on_worker(port, index, lambda s: decode_response(s.ModelInfer(infer_request("iris", x), timeout=30)))
+        np.testing.assert_allclose(got["probabilities"], want, atol=1e-6)
+    said = [line for line in lines if "killed by SIGKILL" in line]
+    assert len(said) == 12 and "starting a new one in" in said[-1], "".join(lines)
+    assert not any("giving up" in line for line in lines)
 
 
 def test_two_workers_poll_the_repository_each(model_repo, tmp_path):
