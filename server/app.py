@@ -19,6 +19,7 @@ from zoo.server.dataplane import DataPlane
 from zoo.server.grpc_api.auth import TokenAuth
 from zoo.server.grpc_api.service import SERVICE, handler
 from zoo.server.grpc_api.servicer import InferenceServicer
+from zoo.server.grpc_api.stream import StreamLimits
 from zoo.server.http_api import HttpServer
 from zoo.server.metrics import Metrics
 from zoo.server.registry import Registry
@@ -119,7 +120,11 @@ class ZooServer:
         interceptors = [TokenAuth(token)] if token else []
         server = grpc.aio.server(options=grpc_options(s), interceptors=interceptors, maximum_concurrent_rpcs=s.max_concurrent_rpcs)
         servicer = InferenceServicer(
-            self.plane, stream_idle_timeout=s.stream_idle_timeout, worker=self.worker.index if self.worker else None
+            self.plane,
+            stream_limits=StreamLimits(s.stream_first_message_timeout, s.stream_idle_timeout),
+            streams_per_peer=s.streams_per_peer,
+            max_message_bytes=s.max_message_bytes,
+            worker=self.worker.index if self.worker else None,
         )
         server.add_generic_rpc_handlers((handler(servicer),))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
@@ -190,7 +195,7 @@ class ZooServer:
         """Stop accepting, let in-flight requests finish (up to the grace period), then release everything."""
         grace = self.settings.grace
         log.info("zoo-server shutting down: draining in-flight requests (grace %.1fs)", grace)
-        self.plane.shutting_down = True
+        self.plane.begin_drain()
         await self.health.enter_graceful_shutdown()
         if self._poller is not None:
             self._poller.cancel()
@@ -205,12 +210,22 @@ class ZooServer:
         log.info("zoo-server stopped")
 
     async def _drain(self, grace: float) -> None:
-        # Together: gRPC stops taking new calls and waits for those in flight, while the batchers run what is
-        # queued at once (a queue delay no longer applies) so that those calls can finish.
-        stopping = [self._server.stop(grace)] if self._server is not None else []
+        # First the data plane drains while both transports stay open: requests it started run to the end (a
+        # split one through all its chunks), and new ones are answered UNAVAILABLE / 503. Only then do the
+        # transports stop. gRPC's stop() cancels every call it has received but not yet handed to us, so calling it
+        # while clients still send would answer them CANCELLED; the drain waits until they have gone quiet.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        try:
+            await asyncio.wait_for(self.plane.drained(), grace)
+        except TimeoutError:
+            log.warning("requests were still running or arriving when the grace period of %.1fs ended", grace)
+        left = max(deadline - loop.time(), 0.0)
+        stopping = [self._server.stop(left)] if self._server is not None else []
         if self._http is not None:
-            stopping.append(self._http.close(grace))
-        await asyncio.gather(*stopping, self.registry.close())
+            stopping.append(self._http.close(left))
+        await asyncio.gather(*stopping)
+        await self.registry.close()
 
 
 async def serve(

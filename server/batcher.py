@@ -75,6 +75,7 @@ class Batcher:
         self._expected = 1  # requests the last batch held: how many the next one waits for
         self._running = False
         self._closed = False
+        self._stopped = False  # close() is past its wait: not even an admitted request's chunk is queued now
         # asyncio Events bind to the loop that first awaits them, so they can be made here, outside it.
         self._arrived = asyncio.Event()
         self._idle = asyncio.Event()
@@ -82,6 +83,9 @@ class Batcher:
         self._space = asyncio.Event()  # set whenever the worker takes rows off the queue
         self._filled = asyncio.Event()  # set when the waiting batch has its company (or is full)
         self._worker: asyncio.Task | None = None
+        self._chunked = 0  # requests above max_batch_size still streaming their chunks: close() waits for them
+        self._no_chunked = asyncio.Event()
+        self._no_chunked.set()
 
     @property
     def queued_rows(self) -> int:
@@ -103,7 +107,18 @@ class Batcher:
         n = int(rows.shape[0])
         if n <= self.max_batch_size:
             return self._enqueue(rows, admit=n)
-        return asyncio.ensure_future(self._submit_chunks(rows))
+        if self._closed:
+            raise ModelNotReady(f"model {self._name} is shutting down; retry")
+        task = asyncio.ensure_future(self._submit_chunks(rows))
+        self._chunked += 1
+        self._no_chunked.clear()
+        task.add_done_callback(self._chunked_done)
+        return task
+
+    def _chunked_done(self, _task: asyncio.Future) -> None:
+        self._chunked -= 1
+        if not self._chunked:
+            self._no_chunked.set()
 
     async def _submit_chunks(self, rows: np.ndarray) -> Outputs:
         """A request above max_batch_size, streamed through the queue a few chunks at a time and reassembled."""
@@ -119,7 +134,8 @@ class Batcher:
                 if len(pending) >= CHUNKS_IN_FLIGHT:
                     parts.append(await pending.popleft())
                 await self._wait_for_space(min(size, n - start))
-                pending.append(self._enqueue(rows[start : start + size], admit=0))
+                # A later chunk belongs to a request already admitted: queued even after close() began.
+                pending.append(self._enqueue(rows[start : start + size], admit=0, admitted=True))
             while pending:
                 parts.append(await pending.popleft())
         except BaseException:
@@ -134,9 +150,9 @@ class Batcher:
             self._space.clear()
             await self._space.wait()
 
-    def _enqueue(self, rows: np.ndarray, *, admit: int) -> asyncio.Future:
+    def _enqueue(self, rows: np.ndarray, *, admit: int, admitted: bool = False) -> asyncio.Future:
         """Queue one item; `admit` rows must fit the queue or the request is refused as Overloaded."""
-        if self._closed:
+        if self._stopped or (self._closed and not admitted):
             raise ModelNotReady(f"model {self._name} is shutting down; retry")
         if len(rows) == 0:
             raise InvalidInput("the request holds no rows")
@@ -246,6 +262,12 @@ class Batcher:
                 raise RuntimeError(f"predict returned {len(v)} rows of {k!r} for {len(x)} inputs")
         return out
 
+    async def _settled(self) -> None:
+        """Wait until nothing is queued or running and no split request has chunks still to send."""
+        while not (self._idle.is_set() and self._no_chunked.is_set()):
+            await self._no_chunked.wait()
+            await self._idle.wait()
+
     async def close(self, timeout: float | None = None) -> None:
         """Refuse new requests, let queued and running ones finish (up to timeout), then stop the worker."""
         self._closed = True
@@ -254,14 +276,16 @@ class Batcher:
             self._space.set()
             self._filled.set()
             try:
-                await asyncio.wait_for(self._idle.wait(), timeout)
+                await asyncio.wait_for(self._settled(), timeout)
             except TimeoutError:
                 pass
+            self._stopped = True
             self._worker.cancel()
             try:
                 await self._worker
             except (asyncio.CancelledError, Exception):
                 pass
+        self._stopped = True
         for item in self._queue:
             if not item.future.done():
                 item.future.set_exception(ModelNotReady(f"model {self._name} shut down before this request ran"))

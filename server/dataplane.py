@@ -25,6 +25,10 @@ from zoo.server.shm import SharedMemory
 
 log = logging.getLogger("zoo.server")
 SERVER_NAME = "zoo"
+DRAINING = "the server is shutting down: this request was not started; send it to another instance"
+# How long a drain waits after the last refused request before the transports stop: a client told the server is
+# draining has moved on by then, so nothing is left in gRPC's queue to be cancelled when it stops.
+DRAIN_QUIET_S = 1.0
 
 
 @dataclass(slots=True)
@@ -60,7 +64,10 @@ class DataPlane:
         self.announce = announce  # under --workers: tells the supervisor about a change every worker must make
         self.shm = SharedMemory(allowed=settings.allow_shared_memory)
         self.started = False
-        self.shutting_down = False
+        self.shutting_down = False  # drain() began: new requests are refused, accepted ones finish
+        self._in_flight = 0  # requests started and not yet done
+        self._last_refused = 0.0  # time.monotonic() of the last request refused while draining
+        self._on_drain: set[Callable[[], None]] = set()
 
     # health
 
@@ -134,17 +141,45 @@ class DataPlane:
         Lookup, decoding and the enqueue run without an await in between, so a version swap can't retire the
         batcher picked before the rows are queued on it. Errors are raised (and recorded) here.
         """
+        if self.shutting_down:
+            self._last_refused = time.monotonic()
+            raise ModelNotReady(DRAINING)
         started = time.perf_counter()
         lv = None
         try:
             lv = self.registry.get(name, version)
             call = decode(lv.card)
-            return Pending(lv, call, lv.batcher.enqueue(call.rows), started)
+            pending = Pending(lv, call, lv.batcher.enqueue(call.rows), started)
+            self._in_flight += 1
+            pending.future.add_done_callback(self._done)
+            return pending
         except Exception as e:
             # Only names the server knows are recorded: clients could otherwise grow the label set without bound.
             if lv is not None or isinstance(e, ModelNotReady):
                 self.metrics.request_done(name, lv.version if lv else None, 0, time.perf_counter() - started, kind(e))
             raise
+
+    def _done(self, _future: asyncio.Future) -> None:
+        self._in_flight -= 1
+
+    # draining
+
+    def on_drain(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` when the drain begins (a stream stops taking requests); returns the function that unhooks it."""
+        self._on_drain.add(callback)
+        return lambda: self._on_drain.discard(callback)
+
+    def begin_drain(self) -> None:
+        """Refuse new requests (ModelNotReady, DRAINING) from now on; those started already run to the end."""
+        self.shutting_down = True
+        self._last_refused = time.monotonic()
+        for callback in list(self._on_drain):
+            callback()
+
+    async def drained(self, quiet_s: float = DRAIN_QUIET_S, step_s: float = 0.02) -> None:
+        """Return once no started request is left and none has been refused for quiet_s (the caller bounds the wait)."""
+        while self._in_flight or time.monotonic() - self._last_refused < quiet_s:
+            await asyncio.sleep(step_s)
 
     def complete(self, pending: Pending) -> InferenceResult:
         """The answer of a started request whose future is done (its error raised and recorded when it failed)."""

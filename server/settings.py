@@ -92,6 +92,12 @@ class ServerSettings(BaseSettings):
     max_streams_per_connection: int = Field(128, ge=1, description="concurrent HTTP/2 streams one connection may open")
     connection_idle_timeout: float = Field(300.0, gt=0, description="seconds before a connection with no RPC is closed")
     stream_idle_timeout: float = Field(300.0, gt=0, description="seconds a ModelStreamInfer stream may send nothing before it is closed")
+    stream_first_message_timeout: float = Field(
+        10.0, gt=0, description="seconds a new ModelStreamInfer stream may take to send its first request before it is closed"
+    )
+    max_streams_per_peer: int = Field(
+        0, ge=0, description="ModelStreamInfer streams one client address may hold open (0: a quarter of --max-concurrent-rpcs)"
+    )
     reuse_port: bool = Field(False, description="internal: a worker shares its ports with its siblings", json_schema_extra={"cli": False})
     keepalive_time: float = Field(60.0, gt=0, description="seconds between the server's keepalive pings on an idle connection")
 
@@ -117,6 +123,11 @@ class ServerSettings(BaseSettings):
         if not token:
             raise SettingsError(f"--auth-token-file {self.auth_token_file} is empty")
         return token
+
+    @property
+    def streams_per_peer(self) -> int:
+        """The effective cap of open streams per client address."""
+        return self.max_streams_per_peer or max(1, self.max_concurrent_rpcs // 4)
 
     @property
     def queue_rows(self) -> int:

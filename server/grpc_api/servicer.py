@@ -5,11 +5,6 @@ Domain errors raised here become status codes in service.py, the one place that 
 
 from __future__ import annotations
 
-import asyncio
-import functools
-
-import grpc
-
 from zoo.core import contract
 from zoo.core.repository import shown
 from zoo.proto import grpc_service_pb2 as pb
@@ -17,21 +12,30 @@ from zoo.server import statistics
 from zoo.server.dataplane import DataPlane
 from zoo.server.errors import InvalidInput, NotFound
 from zoo.server.grpc_api import codec
+from zoo.server.grpc_api.limits import PeerStreams, check_response_size
 from zoo.server.grpc_api.service import BadMessage
-from zoo.server.grpc_api.status import status_for
+from zoo.server.grpc_api.stream import StreamLimits, serve_stream
 from zoo.server.inference import InferenceCall
 from zoo.server.shm import is_local_grpc_peer
-
-STREAM_WINDOW = 512  # requests of one stream decoded and queued before its answers are read
 
 
 class InferenceServicer:
     """Every RPC of GRPCInferenceService that zoo implements."""
 
-    def __init__(self, plane: DataPlane, *, stream_idle_timeout: float = 300.0, worker: int | None = None):
+    def __init__(
+        self,
+        plane: DataPlane,
+        *,
+        stream_limits: StreamLimits | None = None,
+        streams_per_peer: int = 1024,
+        max_message_bytes: int = 64 * 1024 * 1024,
+        worker: int | None = None,
+    ):
         self.plane = plane
         self.worker = worker
-        self.stream_idle_timeout = stream_idle_timeout
+        self.stream_limits = stream_limits or StreamLimits()
+        self.peers = PeerStreams(streams_per_peer)
+        self.max_message_bytes = max_message_bytes
 
     # health
 
@@ -93,12 +97,17 @@ class InferenceServicer:
 
         def decode(card):
             nonlocal call
-            call = codec.decode(request, card, shm)
+            call = self._checked(codec.decode(request, card, shm), card)
             return call
 
         result = await self.plane.infer(request.model_name, request.model_version, decode)
         assert call is not None  # decode ran: infer() succeeded
         return codec.encode(result, shm, call.extra.get(codec.SHM_OUTPUTS))
+
+    def _checked(self, call: InferenceCall, card) -> InferenceCall:
+        """The call, once its answer is known to fit --max-message-bytes (refused before the model runs otherwise)."""
+        check_response_size(call, card, self.max_message_bytes, call.extra.get(codec.SHM_OUTPUTS) or ())
+        return call
 
     # system shared memory (clients on this host only)
 
@@ -136,85 +145,14 @@ class InferenceServicer:
         return pb.CudaSharedMemoryUnregisterResponse()
 
     async def ModelStreamInfer(self, request_iterator, context):
-        """Each request is decoded and queued as it arrives; answers go back as they finish, each with its id.
-
-        Requests of one stream therefore batch with each other and with everyone else's. An error answers
-        only its own request. A stream that sends nothing for stream_idle_timeout seconds is closed. No task is
-        made per request: the batcher's future calls back with the answer.
-        """
-        loop = asyncio.get_running_loop()
-        answers: asyncio.Queue = asyncio.Queue()
-        window = asyncio.Semaphore(STREAM_WINDOW)
-        drained = asyncio.Event()
-        done = object()
-        state = {"open": 0, "last": loop.time(), "idle": False, "reading": True}
+        """Requests decoded and queued as they arrive, answered as they finish (grpc_api/stream.py)."""
         shm = self.plane.shm.for_peer(_local(context.peer()))  # a tensor naming a region: this host only
 
-        def reply(resp) -> None:
-            window.release()
-            answers.put_nowait(resp)
-            state["open"] -= 1
-            if not state["open"] and not state["reading"]:
-                drained.set()
+        def decode(request, card):
+            return self._checked(codec.decode(request, card, shm), card)
 
-        def failure(request, e: Exception):
-            _, message = status_for(e)
-            echo = pb.ModelInferResponse(model_name=request.model_name, model_version=request.model_version, id=request.id)
-            return pb.ModelStreamInferResponse(error_message=message, infer_response=echo)
-
-        def answered(request, pending, _future) -> None:
-            try:
-                result = self.plane.complete(pending)
-                resp = pb.ModelStreamInferResponse(infer_response=codec.encode(result, shm, pending.call.extra.get(codec.SHM_OUTPUTS)))
-            except Exception as e:
-                resp = failure(request, e)
-            reply(resp)
-
-        async def read() -> None:
-            try:
-                async for request in request_iterator:
-                    state["last"] = loop.time()
-                    await window.acquire()
-                    state["open"] += 1
-                    try:
-                        if isinstance(request, BadMessage):
-                            raise request.error()
-                        pending = self.plane.start(
-                            request.model_name, request.model_version, functools.partial(codec.decode, request, shm=shm)
-                        )
-                    except Exception as e:
-                        reply(failure(request, e))
-                        continue
-                    pending.future.add_done_callback(functools.partial(answered, request, pending))
-                state["reading"] = False
-                if state["open"]:
-                    await drained.wait()
-            finally:
-                answers.put_nowait(done)
-
-        async def watchdog(reader: asyncio.Task) -> None:
-            while not reader.done():
-                wait = state["last"] + self.stream_idle_timeout - loop.time()
-                if wait <= 0:
-                    state["idle"] = True
-                    reader.cancel()
-                    return
-                await asyncio.sleep(wait)
-
-        reader = asyncio.ensure_future(read())
-        guard = asyncio.ensure_future(watchdog(reader))
-        try:
-            while (item := await answers.get()) is not done:
-                yield item
-            if not state["idle"]:
-                await reader  # surfaces a broken request stream as this RPC's error
-        finally:
-            reader.cancel()
-            guard.cancel()
-        if state["idle"]:
-            await context.abort(
-                grpc.StatusCode.DEADLINE_EXCEEDED, f"stream closed: no request for {self.stream_idle_timeout:g} s (--stream-idle-timeout)"
-            )
+        async for item in serve_stream(self.plane, request_iterator, context, self.stream_limits, self.peers, decode, shm):
+            yield item
 
 
 def _local(peer: str) -> bool:

@@ -86,7 +86,7 @@ def test_an_idle_stream_is_closed_after_its_timeout(model_repo):
 
 
 def test_rpcs_beyond_the_concurrency_cap_are_refused_and_the_held_ones_still_finish(model_repo):
-    srv = ThreadServer(settings_for(model_repo, max_concurrent_rpcs=3)).start()
+    srv = ThreadServer(settings_for(model_repo, max_concurrent_rpcs=3, max_streams_per_peer=3)).start()
     gates = [threading.Event() for _ in range(3)]
     try:
         with grpc.insecure_channel(srv.address) as ch:

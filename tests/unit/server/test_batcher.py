@@ -298,6 +298,26 @@ def test_close_waits_for_queued_requests_then_refuses_new_ones():
     assert [list(o["id"]) for o in outs] == [[0], [10, 11], [20, 21], [30, 31]]
 
 
+def test_a_request_split_in_chunks_finishes_all_its_chunks_when_close_comes_mid_way():
+    # A request above max_batch_size was accepted before close(): its later chunks are part of it, not new requests.
+    async def main():
+        predict = Recorder(threading.Event())
+        b = Batcher(predict, max_batch_size=2)
+        big = asyncio.ensure_future(b.submit(rows(0, 9)))  # five chunks; the first is held in the model
+        await running(predict)
+        closing = asyncio.ensure_future(b.close())
+        await asyncio.sleep(0)
+        with pytest.raises(ModelNotReady, match="shutting down"):
+            await b.submit(rows(99, 5))  # a new request, split or not, is refused
+        predict.gate.set()
+        out = await big
+        await closing
+        return out, predict.calls
+
+    out, calls = run(main())
+    assert list(out["id"]) == list(range(9)) and calls == [2, 2, 2, 2, 1]
+
+
 def test_close_past_its_timeout_fails_what_is_left_instead_of_hanging():
     async def main():
         gate = threading.Event()

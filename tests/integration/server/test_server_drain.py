@@ -1,0 +1,130 @@
+"""SIGTERM against the real zoo-server process on uvloop, under a mix of small, split and HTTP requests: every
+request the server accepted is answered, every one it refused is told UNAVAILABLE / 503, none is CANCELLED."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import signal
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+
+import grpc
+import numpy as np
+from tests.integration.server.server_helpers import infer_request, decode_response, reference, rows_for, start_subprocess_server
+
+from zoo.proto import grpc_service_pb2_grpc as pb_grpc
+from zoo.server.dataplane import DRAINING
+
+ROUNDS = 10
+GRACE_S = 10
+HANG_GUARD_S = 120  # only reached if the server hangs: the drain itself takes about DRAIN_QUIET_S
+# The UNAVAILABLE answers of a request that was never started: refused while draining, or sent after the port closed.
+NOT_STARTED = (DRAINING, "failed to connect", "GOAWAY received")
+
+
+@dataclass
+class Round:
+    """What the clients of one round saw."""
+
+    outcomes: Counter = field(default_factory=Counter)  # (client kind, outcome)
+    refusals: list[str] = field(default_factory=list)  # the details of every error answer
+    wrong: list[str] = field(default_factory=list)  # answers that were not the reference's
+    across: int = 0  # requests sent before the signal and answered OK after it
+    ready: threading.Barrier | None = None
+    signalled: threading.Event = field(default_factory=threading.Event)
+
+
+def grpc_client(port: int, kind: str, x: np.ndarray, want: np.ndarray, r: Round) -> None:
+    """Send requests one after another until one is not answered OK (a refused client goes elsewhere)."""
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+        stub = pb_grpc.GRPCInferenceServiceStub(ch)
+        first = True
+        while True:
+            before = r.signalled.is_set()
+            try:
+                resp = stub.ModelInfer(infer_request("iris", x), timeout=HANG_GUARD_S)
+            except grpc.RpcError as e:
+                r.outcomes[kind, e.code().name] += 1
+                r.refusals.append(f"{kind}: {e.code().name}: {e.details()}")
+                return
+            r.outcomes[kind, "OK"] += 1
+            if not np.array_equal(decode_response(resp)["label"], want):
+                r.wrong.append(kind)
+            r.across += not before and r.signalled.is_set()
+            if first:
+                first = False
+                r.ready.wait(HANG_GUARD_S)
+
+
+def http_client(port: int, x: np.ndarray, want: np.ndarray, r: Round) -> None:
+    """The same over HTTP/JSON, each request on its own connection."""
+    body = json.dumps({"inputs": [{"name": "input", "datatype": "FP32", "shape": list(x.shape), "data": x.ravel().tolist()}]})
+    first = True
+    while True:
+        before = r.signalled.is_set()
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=HANG_GUARD_S)
+        try:
+            conn.request("POST", "/v2/models/iris/infer", body=body, headers={"Content-Type": "application/json"})
+            answer = conn.getresponse()
+            status, doc = answer.status, json.loads(answer.read())
+        except ConnectionRefusedError:  # the port closed: this request never reached the server
+            r.outcomes["http", "refused connection"] += 1
+            return
+        finally:
+            conn.close()
+        r.outcomes["http", status] += 1
+        if status != 200:
+            r.refusals.append(f"http: {status}: {doc.get('error')}")
+            return
+        label = next(o["data"] for o in doc["outputs"] if o["name"] == "label")
+        if label != want.tolist():
+            r.wrong.append("http")
+        r.across += not before and r.signalled.is_set()
+        if first:
+            first = False
+            r.ready.wait(HANG_GUARD_S)
+
+
+def one_round(repo, small: np.ndarray, big: np.ndarray, want_small, want_big) -> tuple[Round, int, str]:
+    """Start zoo-server, let 12 small, 2 split and 2 HTTP clients run, SIGTERM it; (what the clients saw, rc, log)."""
+    proc, port, lines = start_subprocess_server(repo, "--grace", str(GRACE_S), "--event-loop", "uvloop", "--max-batch-size", "1024")
+    http_port = int(next(line for line in lines if "listening on" in line).split("HTTP port ")[1].split(",")[0])
+    r = Round(ready=threading.Barrier(16 + 1))
+    clients = [threading.Thread(target=grpc_client, args=(port, "small", small, want_small, r)) for _ in range(12)]
+    clients += [threading.Thread(target=grpc_client, args=(port, "split", big, want_big, r)) for _ in range(2)]
+    clients += [threading.Thread(target=http_client, args=(http_port, small, want_small, r)) for _ in range(2)]
+    try:
+        for c in clients:
+            c.start()
+        r.ready.wait(HANG_GUARD_S)  # every client has been answered once and is sending again
+        proc.send_signal(signal.SIGTERM)
+        r.signalled.set()
+        rc = proc.wait(HANG_GUARD_S)
+        for c in clients:
+            c.join(HANG_GUARD_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return r, rc, "".join(lines)
+
+
+def test_sigterm_under_load_answers_every_accepted_request_and_cancels_none(model_repo):
+    small, big = rows_for(model_repo, "iris", 3, seed=5), rows_for(model_repo, "iris", 30_000, seed=6)  # big: 30 batches
+    want_small, want_big = (reference(model_repo, "iris", 2, x)["label"] for x in (small, big))
+    total, across = Counter(), 0
+    for _ in range(ROUNDS):
+        r, rc, log = one_round(model_repo, small, big, want_small, want_big)
+        assert rc == 0, log
+        assert "event loop: uvloop" in log
+        assert not r.wrong, r.wrong
+        assert sum(n for (_, outcome), n in r.outcomes.items() if outcome != "OK" and outcome != 200) == 16, r.outcomes
+        for refusal in r.refusals:  # every error answer is a refusal of a request never started, never CANCELLED
+            assert refusal.split(": ", 1)[1].startswith(("UNAVAILABLE", "503")), refusal
+            assert any(reason in refusal for reason in NOT_STARTED), refusal
+        total += r.outcomes
+        across += r.across
+    assert not any(outcome == "CANCELLED" for _, outcome in total), total
+    assert total["split", "OK"] >= 2 * ROUNDS and total["http", 200] >= 2 * ROUNDS, total
+    assert across > 0, "no request was in flight when the signal came"  # the drain answered calls it had accepted
