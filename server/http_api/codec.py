@@ -20,12 +20,18 @@ import orjson
 from zoo.core.contract import DATATYPES, ModelCard
 from zoo.server.errors import InvalidInput
 from zoo.server.inference import InferenceCall, InferenceResult, InputTensor, make_call
+from zoo.server.shm import BYTE_SIZE as SHM_BYTE_SIZE
+from zoo.server.shm import REGION as SHM_REGION
 
 log = logging.getLogger("zoo.server")
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 BINARY_DATA_SIZE, BINARY_DATA, BINARY_DATA_OUTPUT = "binary_data_size", "binary_data", "binary_data_output"
 JSON_TYPE, BINARY_TYPE = "application/json", "application/octet-stream"
+SHM_OVER_GRPC = (
+    "system shared memory is served over gRPC only (SystemSharedMemoryRegister, then ModelInfer naming the region, "
+    "e.g. tritonclient.grpc); over HTTP send tensors in the body (binary tensors for large ones)"
+)
 INFER_REQUEST = 'an inference request, a JSON object {"inputs": [...]} (optionally followed by binary tensor data)'
 STDLIB_RETRY_BYTES = 1 << 20  # a body orjson refuses, up to this size, is read again by json for its NaN and Infinity
 _SHORT = reprlib.Repr()  # a client's value quoted in a message, cut short at every level
@@ -151,7 +157,9 @@ def _inputs(items: Any, binary: memoryview, has_header_length: bool) -> list[Inp
             raise InvalidInput(f"inputs[{i}]: name and datatype must be strings")
         if not isinstance(shape, list) or not all(type(d) is int for d in shape):
             raise InvalidInput(f"input {_shown(name)}: shape must be a list of integers; got {_shown(shape)}")
-        size = _object(t.get("parameters"), f"the parameters of input {_shown(name)}").get(BINARY_DATA_SIZE)
+        tensor_params = _object(t.get("parameters"), f"the parameters of input {_shown(name)}")
+        refuse_shared_memory(tensor_params, f"input {_shown(name)}")
+        size = tensor_params.get(BINARY_DATA_SIZE)
         if size is None:
             out.append(InputTensor(name, datatype, shape, values=_values(name, t.get("data"))))
             continue
@@ -197,9 +205,17 @@ def _outputs(items: Any) -> tuple[list[str], dict[str, bool]]:
         name = o["name"]
         names.append(name)
         params = _object(o.get("parameters"), f"the parameters of output {_shown(name)}")
+        refuse_shared_memory(params, f"output {_shown(name)}")
         if BINARY_DATA in params:
             binary[name] = flag(params[BINARY_DATA], f"output {_shown(name)}: parameter {BINARY_DATA}")
     return names, binary
+
+
+def refuse_shared_memory(params: dict[str, Any], what: str) -> None:
+    """InvalidInput for a tensor that names a shared-memory region: HTTP does not serve them, and ignoring one would
+    answer with the tensor somewhere the client does not look."""
+    if SHM_REGION in params or SHM_BYTE_SIZE in params:
+        raise InvalidInput(f"{what} names a shared-memory region: {SHM_OVER_GRPC}")
 
 
 def _object(value: Any, what: str) -> dict[str, Any]:

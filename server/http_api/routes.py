@@ -88,6 +88,12 @@ class Endpoints:
             ("POST", "/v2/repository/index", self.index),
             ("POST", "/v2/repository/models/{name}/load", self.load),
             ("POST", "/v2/repository/models/{name}/unload", self.unload),
+            # Triton's HTTP shared-memory endpoints: refused, naming gRPC, which serves them (never a silent 404)
+            ("GET", "/v2/systemsharedmemory/status", self.shared_memory),
+            ("GET", "/v2/systemsharedmemory/region/{name}/status", self.shared_memory),
+            ("POST", "/v2/systemsharedmemory/region/{name}/register", self.shared_memory),
+            ("POST", "/v2/systemsharedmemory/unregister", self.shared_memory),
+            ("POST", "/v2/systemsharedmemory/region/{name}/unregister", self.shared_memory),
         ]
 
     # health
@@ -147,6 +153,11 @@ class Endpoints:
         _options(call.body, '{"parameters": {...}}')
         await self.plane.unload(call.params["name"])
         return Reply(content_type=None)
+
+    # shared memory
+
+    async def shared_memory(self, call: Call) -> Reply:
+        raise InvalidInput(codec.SHM_OVER_GRPC)
 
     # inference
 

@@ -201,3 +201,33 @@ def test_a_client_on_ipv6_loopback_is_local(model_repo, region):
         np.testing.assert_allclose(got, reference(model_repo, "iris", 2, x)["probabilities"], atol=1e-6)
     finally:
         srv.stop()
+
+
+def test_http_refuses_shared_memory_naming_grpc_never_ignoring_it(server, region, model_repo):
+    # Before: an output naming a region was answered 200 with the output in the body, the region left untouched.
+    http = pytest.importorskip("tritonclient.http")
+    x = rows_for(model_repo, "iris", 2, seed=25)
+    name, key, handle = region(x.nbytes)
+    shm.set_shared_memory_region(handle, [x])
+    c = http.InferenceServerClient(f"127.0.0.1:{server.server.http_port}")
+    refusals = [
+        lambda: c.register_system_shared_memory(name, key, x.nbytes),
+        lambda: c.get_system_shared_memory_status(),
+        lambda: c.get_system_shared_memory_status(name),
+        lambda: c.unregister_system_shared_memory(name),
+        lambda: c.unregister_system_shared_memory(),
+    ]
+    shm_in = http.InferInput("input", list(x.shape), "FP32")
+    shm_in.set_shared_memory(name, x.nbytes)
+    body_in = http.InferInput("input", list(x.shape), "FP32")
+    body_in.set_data_from_numpy(x)
+    shm_out = http.InferRequestedOutput("probabilities")
+    shm_out.set_shared_memory(name, x.nbytes)
+    refusals += [lambda: c.infer("iris", [shm_in]), lambda: c.infer("iris", [body_in], outputs=[shm_out])]
+    for call in refusals:
+        with pytest.raises(http.InferenceServerException) as e:
+            call()
+        assert e.value.status() == "400" and "served over gRPC only" in e.value.message(), e.value
+    np.testing.assert_array_equal(shm.get_contents_as_numpy(handle, np.float32, list(x.shape)), x)  # untouched
+    assert c.infer("iris", [body_in]).as_numpy("probabilities").shape == (2, 3)
+    c.close()
