@@ -59,10 +59,17 @@ class RepositoryFiles:
             real, real_root = os.path.realpath(path), os.path.realpath(self.root)
             if os.path.dirname(real) != real_root:
                 raise ValueError(
-                    f"{name} resolves outside the repository (a symlink to {real}); "
+                    f"{name} resolves outside the repository (a symlink to a folder outside it); "
                     "refused unless the server runs with --allow-external-symlinks"
                 )
         return path
+
+    def shown(self, path: Path) -> str:
+        """`path` as a message shows it: relative to the repository, never the server's absolute path."""
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return path.name
 
     def model_names(self) -> list[str]:
         """Valid names of the folders at the repository's top level (whether they hold versions or not)."""
@@ -74,12 +81,15 @@ class RepositoryFiles:
 
     def versions(self, name: str) -> list[int]:
         """Canonical version folders of a model, ascending ([] when the model folder is gone)."""
+        folder = self.model_dir(name)
         try:
-            with os.scandir(self.model_dir(name)) as entries:
+            with os.scandir(folder) as entries:
                 found = (repository.parse_version(e.name) for e in entries if e.is_dir())
                 return sorted(v for v in found if v is not None)
         except (FileNotFoundError, NotADirectoryError):
             return []
+        except OSError as e:  # the error's own text would name the server's absolute path
+            raise ValueError(f"{self.shown(folder)} cannot be listed: {e.strerror}") from None
 
     def signature(self, name: str, version: int) -> Signature:
         """stat facts of the version's two files (None for a missing one): equal signatures, unchanged files."""
@@ -99,14 +109,15 @@ class RepositoryFiles:
         folder = self.model_dir(name) / str(version)
         signature = self.signature(name, version)
         meta_path = folder / METADATA_FILE
-        card = repository.parse_card(self._read(meta_path, MAX_METADATA_BYTES, "--"), str(meta_path))
+        card = repository.parse_card(self._read(meta_path, MAX_METADATA_BYTES, "--"), self.shown(meta_path))
         if card.name != name or card.version != version:
-            raise ValueError(f"{meta_path} says {card.name} v{card.version}, but the folder is {name}/{version}")
+            raise ValueError(f"{self.shown(meta_path)} says {card.name} v{card.version}, but the folder is {name}/{version}")
         model_path = folder / MODEL_FILE
         model = self._read(model_path, self.max_model_bytes, "--max-model-bytes")
         digest = repository.sha256_bytes(model)
         if digest != card.model_sha256:
-            raise ValueError(f"{model_path} is corrupt: SHA-256 {digest[:12]}... does not match the exported {card.model_sha256[:12]}...")
+            shown_path, recorded = self.shown(model_path), card.model_sha256[:12]
+            raise ValueError(f"{shown_path} is corrupt: SHA-256 {digest[:12]}... does not match the exported {recorded}...")
         return VersionFiles(card, model, signature)
 
     def read_figure(self, name: str, version: int, figure: str, sha256: str) -> bytes:
@@ -119,30 +130,32 @@ class RepositoryFiles:
         data = self._read(path, MAX_FIGURE_BYTES, "--")
         digest = repository.sha256_bytes(data)
         if digest != sha256:
-            raise ValueError(f"{path} changed since export: SHA-256 {digest[:12]}... does not match the recorded {sha256[:12]}...")
+            shown_path = self.shown(path)
+            raise ValueError(f"{shown_path} changed since export: SHA-256 {digest[:12]}... does not match the recorded {sha256[:12]}...")
         if not data.startswith(PNG_SIGNATURE):  # the card vouches for these bytes; still, only a PNG goes out as image/png
-            raise ValueError(f"{path} is not a PNG")
+            raise ValueError(f"{self.shown(path)} is not a PNG")
         return data
 
     def _read(self, path: Path, limit: int, flag: str) -> bytes:
         """A regular file's bytes, at most `limit`; it must lie inside the model's folder once symlinks resolve."""
         model_real = os.path.realpath(path.parents[1])
+        shown_path = self.shown(path)
         if not self.allow_external_symlinks and not os.path.realpath(path).startswith(model_real + os.sep):
-            raise ValueError(f"{path} is a symlink that leaves the model's folder; refused")
+            raise ValueError(f"{shown_path} is a symlink that leaves the model's folder; refused")
         try:
             # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then refuses anything but a regular file.
             fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
-            raise ValueError(f"{path} is missing") from None
+            raise ValueError(f"{shown_path} is missing") from None
         except OSError as e:
-            raise ValueError(f"{path} cannot be opened: {e.strerror}") from None
+            raise ValueError(f"{shown_path} cannot be opened: {e.strerror}") from None
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
-                raise ValueError(f"{path} is not a regular file ({_kind(st.st_mode)}); refused")
+                raise ValueError(f"{shown_path} is not a regular file ({_kind(st.st_mode)}); refused")
             if st.st_size > limit:
                 hint = f" (raise it with {flag})" if flag != "--" else ""
-                raise ValueError(f"{path} is {st.st_size:,} bytes; the limit is {limit:,}{hint}")
+                raise ValueError(f"{shown_path} is {st.st_size:,} bytes; the limit is {limit:,}{hint}")
             chunks, total = [], 0
             while True:
                 chunk = os.read(fd, min(1 << 22, limit + 1 - total))
@@ -151,7 +164,7 @@ class RepositoryFiles:
                 chunks.append(chunk)
                 total += len(chunk)
                 if total > limit:  # grew while we read
-                    raise ValueError(f"{path} grew past the limit of {limit:,} bytes while being read")
+                    raise ValueError(f"{shown_path} grew past the limit of {limit:,} bytes while being read")
             return b"".join(chunks)
         finally:
             os.close(fd)

@@ -11,74 +11,23 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from zoo.core import repository
-from zoo.core.contract import ModelCard
 from zoo.core.repository import shown
-from zoo.server.batcher import Batcher
+from zoo.server import poller
 from zoo.server.errors import ControlDisabled, InvalidInput, ModelNotFound, ModelNotReady
 from zoo.server.loader import Loader
 from zoo.server.metrics import Metrics
-from zoo.server.model_files import RepositoryFiles, Signature
-from zoo.server.runtime import GpuRequired, OnnxModel
+from zoo.server.model_files import RepositoryFiles
+from zoo.server.runtime import GpuRequired
 from zoo.server.settings import ServerSettings
+from zoo.server.versions import SCAN_TIMEOUT_S, Failure, LoadedVersion, ModelEntry, refresh
 
 log = logging.getLogger(__name__)
 
-INLINE_BUDGET_S = 100e-6  # a batch may hold the event loop this long (about a third of one request's gRPC cost)
+__all__ = ["SCAN_TIMEOUT_S", "Failure", "LoadedVersion", "ModelEntry", "Registry"]
+
 LOADER_THREADS = 4
-SCAN_TIMEOUT_S = 10.0  # listing a folder or stat-ing a version's files
-
-
-@dataclass
-class LoadedVersion:
-    """One version ready to serve: its card, its session and its batcher."""
-
-    card: ModelCard
-    model: OnnxModel
-    batcher: Batcher
-    signature: Signature
-    loaded_at: float = field(default_factory=time.time)
-    files_changed: str = ""  # why the files on disk no longer match what serves (shown in RepositoryIndex)
-
-    @property
-    def version(self) -> int:
-        """The version number."""
-        return self.card.version
-
-    @property
-    def provider(self) -> str:
-        """The execution provider really running it."""
-        return self.model.provider
-
-
-@dataclass
-class Failure:
-    """A version that could not load, and the files it was tried with (retried only when they change)."""
-
-    signature: Signature | None
-    reason: str
-
-
-@dataclass
-class ModelEntry:
-    """Everything known about one model name."""
-
-    name: str
-    loaded: dict[int, LoadedVersion] = field(default_factory=dict)
-    failed: dict[int, Failure] = field(default_factory=dict)
-    unloaded: bool = False  # explicitly unloaded (explicit mode)
-    error: str = ""  # why the model's folder itself could not be read (its versions keep their last state)
-
-    def default(self) -> LoadedVersion | None:
-        """The version served when none is named: the highest one that loaded and passed its self-check."""
-        return self.loaded[max(self.loaded)] if self.loaded and not self.unloaded else None
-
-    @property
-    def ready(self) -> bool:
-        """Whether a request without a version would be served."""
-        return self.default() is not None
 
 
 class Registry:
@@ -128,7 +77,7 @@ class Registry:
         if now - self._scanned_at >= 1.0:
             self._scanned_at = now
             try:
-                await self._scan()
+                await self.scan()
             except Exception as e:  # the message falls back to what was known
                 log.warning("listing the repository failed: %s", e)
         return ModelNotFound(self._not_found(name))
@@ -173,7 +122,7 @@ class Registry:
     async def index(self) -> list[tuple[str, str, str, str]]:
         """(name, version, state, reason) of every version known, and of model folders not loaded."""
         try:
-            self._on_disk = set(await self.loader.run("listing the repository", self.files.model_names, timeout_s=SCAN_TIMEOUT_S))
+            await self.scan()
         except Exception as exc:  # the index still answers from what is known
             log.warning("listing the repository failed: %s", exc)
         rows = []
@@ -199,7 +148,7 @@ class Registry:
 
     async def start(self) -> None:
         """Load what the model control mode says to load at start (none, poll: everything; explicit: --load-model)."""
-        names = await self._scan()
+        names = await self.scan()
         if self.settings.model_control_mode == "explicit":
             wanted = names if "*" in self.settings.load_model else [n for n in self.settings.load_model if n]
         else:
@@ -218,7 +167,8 @@ class Registry:
         except Exception as e:
             log.error("model %s not loaded: %s", name, e)
 
-    async def _scan(self) -> list[str]:
+    async def scan(self) -> list[str]:
+        """The model folders on disk (remembered for NOT_FOUND messages)."""
         names = await self.loader.run("listing the repository", self.files.model_names, timeout_s=SCAN_TIMEOUT_S)
         self._on_disk = set(names)
         return names
@@ -273,7 +223,7 @@ class Registry:
             entry.error = ""
             loaded, failed = dict(entry.loaded), {v: f for v, f in entry.failed.items() if v in on_disk}
             retired: list[LoadedVersion] = []
-            results = await asyncio.gather(*(self._sync_version(name, v, loaded.get(v), failed.get(v), retry_failed) for v in on_disk))
+            results = await asyncio.gather(*(refresh(self, name, v, loaded.get(v), failed.get(v), retry_failed) for v in on_disk))
             for v, (lv, failure) in zip(on_disk, results, strict=True):
                 if failure is not None:
                     failed[v] = failure
@@ -307,57 +257,6 @@ class Registry:
                 self._notify(name, entry.ready)
             return entry
 
-    async def _sync_version(
-        self, name: str, v: int, current: LoadedVersion | None, failure: Failure | None, retry_failed: bool
-    ) -> tuple[LoadedVersion | None, Failure | None]:
-        """(the version to serve, or its failure) after comparing its files with what serves or failed."""
-        try:
-            signature = await self.loader.run(f"checking {name} v{v}", self.files.signature, name, v, timeout_s=SCAN_TIMEOUT_S)
-        except Exception as e:
-            return current, (None if current else Failure(None, str(e)))
-        if current is not None and current.signature == signature:
-            return current, None
-        if current is None and failure is not None and failure.signature == signature and not retry_failed:
-            return None, failure  # the same files failed before: don't retry every poll
-        try:
-            files = await self.loader.run(f"reading {name} v{v}", self.files.read_version, name, v)
-            if current is not None and files.card.model_sha256 == current.card.model_sha256:
-                current.signature, current.files_changed = signature, ""  # rewritten with the same bytes
-                return current, None
-            lv = await self.loader.run(f"loading {name} v{v}", self._open, files)
-        except GpuRequired:
-            raise
-        except Exception as e:  # any reason a version can't serve: recorded, the others go on
-            if current is not None:  # what serves keeps serving; the index says why the disk disagrees
-                current.files_changed = f"files changed on disk since loading, and the new ones do not load ({e}); serving the loaded copy"
-                current.signature = signature
-                log.error("model %s v%s: %s", name, v, current.files_changed)
-                return current, None
-            log.error("model %s v%s not loaded: %s", name, v, e)
-            return None, Failure(signature, str(e))
-        self.metrics.set_provider(name, v, lv.provider)
-        log.info("model %s v%s ready on %s", name, v, lv.provider)
-        return lv, None
-
-    def _open(self, files) -> LoadedVersion:
-        """A session from verified bytes, self-checked, with its batcher (runs in a loader thread)."""
-        s, card = self.settings, files.card
-        model = OnnxModel(files.model, card, intra_op_threads=s.intra_op_threads, require_gpu=s.require_gpu)
-        model.selfcheck()
-        # GPU calls wait on the device, and a costly model would stall every connection: only a batch the model
-        # answers within the budget (measured now, on the self-check rows) runs on the event loop.
-        inline_rows = 0 if model.on_gpu else model.rows_within(INLINE_BUDGET_S, s.max_batch_size)
-        batcher = Batcher(
-            model.predict,
-            max_batch_size=s.max_batch_size,
-            max_queue_delay_us=s.max_queue_delay_us,
-            max_queue_rows=s.queue_rows,
-            inline_rows=inline_rows,
-            on_batch=self.metrics.batch_hook(card.name, card.version),
-            name=f"{card.name}-v{card.version}",
-        )
-        return LoadedVersion(card, model, batcher, files.signature)
-
     def _retire(self, lv: LoadedVersion) -> None:
         """Close a replaced version after its queued requests finished (in-flight work completes on it)."""
         self.metrics.forget(lv.card.name, lv.version, lv.provider)
@@ -369,41 +268,13 @@ class Registry:
         if self._on_change is not None:
             self._on_change(name, ready)
 
-    async def _names_to_poll(self) -> list[str] | None:
-        """Model folders on disk plus the models known (a vanished folder must be seen to be unloaded)."""
-        try:
-            names = set(await self._scan())
-        except Exception as e:
-            log.error("polling the repository failed: %s", e)
-            return None
-        return sorted(names | set(self._models))
-
     async def poll_once(self) -> None:
-        """One scan, every model synced concurrently; returns when all are done."""
-        names = await self._names_to_poll()
-        if names is not None:
-            await asyncio.gather(*(self._poll_model(n) for n in names))
-
-    async def _poll_model(self, name: str) -> None:
-        try:
-            await self.sync(name)
-        except Exception as e:
-            log.error("polling model %s failed: %s", name, e)
+        """One scan, every model synced concurrently (server/poller.py); returns when all are done."""
+        await poller.poll_once(self)
 
     async def poll_forever(self, interval_s: float) -> None:
-        """Rescan every interval_s seconds; a model still syncing from an earlier scan (a slow or hung read) is
-        skipped, so it never delays the others."""
-        syncing: dict[str, asyncio.Task] = {}
-        try:
-            while True:
-                await asyncio.sleep(interval_s)
-                for name in await self._names_to_poll() or []:
-                    task = syncing.get(name)
-                    if task is None or task.done():
-                        syncing[name] = asyncio.get_running_loop().create_task(self._poll_model(name))
-        finally:
-            for task in syncing.values():
-                task.cancel()
+        """Rescan every interval_s seconds until cancelled (server/poller.py)."""
+        await poller.poll_forever(self, interval_s)
 
     async def close(self) -> None:
         """Drain and stop every batcher."""

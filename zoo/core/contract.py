@@ -7,6 +7,8 @@ threshold) come from its card, written once at export into metadata.json.
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,4 +128,30 @@ class ModelCard:
             raise ValueError(f"metadata task {card.task!r} is not one of {', '.join(TASKS)}")
         if not card.feature_names or len(card.class_names) < 2:
             raise ValueError(f"metadata lists {card.num_features} features and {card.num_classes} classes; need >= 1 and >= 2")
+        card._check_values()
         return card
+
+    def _check_values(self) -> None:
+        """ValueError naming the first value that cannot be what it claims (the card is served as the model's facts)."""
+        t = self.default_threshold
+        if not (math.isfinite(t) and 0.0 <= t <= 1.0):
+            raise ValueError(f"metadata default_threshold must be a number in [0, 1] (it is compared with probabilities); got {t!r}")
+        if self.task == "binary" and self.num_classes != 2:
+            raise ValueError(f"metadata task binary needs exactly 2 class_names; got {self.num_classes}")
+        for what, names in (("class_names", self.class_names), ("feature_names", self.feature_names)):
+            twice = [n for n, count in Counter(names).items() if count > 1]
+            if twice:
+                raise ValueError(f"metadata {what} must be distinct; {twice[0]!r} appears more than once")
+        if not (len(self.model_sha256) == 64 and all(c in "0123456789abcdef" for c in self.model_sha256)):
+            raise ValueError(f"metadata model_sha256 must be 64 lowercase hex digits; got {self.model_sha256[:80]!r}")
+        rows, probs = self.selfcheck_inputs, self.selfcheck_probabilities
+        if len(rows) != len(probs):
+            raise ValueError(f"metadata selfcheck has {len(rows)} input rows but {len(probs)} probability rows")
+        for what, table, key, listed in (
+            ("inputs", rows, "feature_names", self.num_features),
+            ("probabilities", probs, "class_names", self.num_classes),
+        ):
+            for i, row in enumerate(table):
+                if not isinstance(row, list) or len(row) != listed:
+                    held = f"{len(row)} numbers" if isinstance(row, list) else f"a {type(row).__name__}"
+                    raise ValueError(f"metadata selfcheck {what} row {i} holds {held}, but {key} lists {listed}")

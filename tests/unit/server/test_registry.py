@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import shutil
 import threading
 from pathlib import Path
@@ -443,5 +444,134 @@ def test_close_drains_running_and_queued_requests_then_refuses_new_ones(repo, ex
         with pytest.raises(ModelNotReady, match="shutting down"):
             await lv.batcher.submit(small)
         assert provider_gauge(reg, "iris", 2, lv.provider) is None
+
+    run(main())
+
+
+# metadata.json is part of a version's identity
+
+
+def edit_card(folder: Path, **changes) -> None:
+    """Rewrite a version's metadata.json with `changes`, atomically as an editor's save-and-rename does."""
+    meta = json.loads((folder / METADATA_FILE).read_text())
+    meta.update(changes)
+    tmp = folder / f".{METADATA_FILE}.tmp"
+    tmp.write_text(json.dumps(meta))
+    os.replace(tmp, folder / METADATA_FILE)
+
+
+def test_poll_swaps_in_edited_class_names_while_a_request_in_flight_finishes_on_the_old_card(repo, exported_repo):
+    x = threaded_rows(exported_repo)
+
+    async def main():
+        async with started(repo, model_control_mode="poll", max_batch_size=len(x)) as reg:
+            old = reg.get("iris", "2")
+            gated = old.batcher.predict = GatedPredict(old.batcher.predict)
+            old.batcher.inline_rows = 0  # on the model's thread: the gate must not hold the loop
+            in_flight = asyncio.create_task(old.batcher.submit(x))
+            await wait_event(gated.entered)
+            renamed = ["Setosa", "Versicolor", "Virginica"]
+            edit_card(repo / "iris" / "2", class_names=renamed)
+            await reg.poll_once()
+            new = reg.get("iris")
+            assert new is not old and new.version == 2 and new.card.class_names == renamed
+            assert old.card.class_names != renamed
+            assert index_rows(await reg.index(), "iris")["2"] == ("READY", "")
+            assert not in_flight.done()  # the old version drains: its request is answered, not failed
+            gated.gate.set()
+            np.testing.assert_array_equal((await in_flight)["label"], old.model.predict(x)["label"])
+            np.testing.assert_array_equal((await new.batcher.submit(x))["label"], old.model.predict(x)["label"])
+            with pytest.raises(ModelNotReady, match="shutting down"):
+                await old.batcher.submit(x[:1])  # retired once drained
+
+    run(main())
+
+
+@pytest.mark.parametrize("changes, why", [
+    ({"default_threshold": float("nan")}, r"default_threshold must be a number in \[0, 1\].*got nan"),
+    ({"default_threshold": 1.5}, r"default_threshold must be a number in \[0, 1\].*got 1\.5"),
+    ({"class_names": ["setosa", "versicolor"]}, r"selfcheck probabilities row 0 holds 3 numbers, but class_names lists 2"),
+    ({"class_names": ["a", "a", "b"]}, r"class_names must be distinct; 'a' appears more than once"),
+])
+def test_an_edited_card_that_makes_no_sense_is_refused_and_the_old_one_keeps_serving(repo, exported_repo, changes, why):
+    x = rows_for(exported_repo, "iris", 16)
+
+    async def main():
+        async with started(repo, model_control_mode="poll") as reg:
+            old = reg.get("iris", "2")
+            edit_card(repo / "iris" / "2", **changes)
+            await reg.poll_once()
+            assert reg.get("iris") is old
+            np.testing.assert_array_equal((await old.batcher.submit(x))["label"], old.model.predict(x)["label"])
+            state, reason = index_rows(await reg.index(), "iris")["2"]
+            assert state == "READY" and reason.startswith("files changed on disk since loading, and the new ones do not load")
+            assert re.search(why, reason), reason
+            assert str(repo) not in reason  # paths are the repository's, never the server's
+
+    run(main())
+
+
+def test_an_edited_default_threshold_decides_one_hot_and_label(repo, exported_repo):
+    x = rows_for(exported_repo, "breast-cancer", 64, seed=3)
+
+    async def main():
+        async with started(repo, model_control_mode="poll") as reg:
+            old = reg.get("breast-cancer")
+            p = old.model.predict(x)["probabilities"]
+            t = float(np.median(p[:, 1]))  # half the rows on each side: the two thresholds must decide differently
+            assert old.card.default_threshold == 0.5 and (p[:, 1] >= t).tolist() != (p[:, 1] >= 0.5).tolist()
+            edit_card(repo / "breast-cancer" / "1", default_threshold=t)
+            await reg.poll_once()
+            new = reg.get("breast-cancer")
+            assert new is not old and new.card.default_threshold == t
+            out = await new.batcher.submit(x)
+            np.testing.assert_array_equal(out["label"], (p[:, 1] >= np.float32(t)).astype(np.int64))
+            np.testing.assert_array_equal(out["one_hot"][:, 1], (p[:, 1] >= np.float32(t)).astype(np.float32))
+
+    run(main())
+
+
+def test_index_reasons_name_paths_relative_to_the_repository(repo, exported_repo):
+    model = copy_version(exported_repo, "iris", 2, repo, "iris", 3) / MODEL_FILE
+    model.write_bytes(model.read_bytes()[:-16])
+    edit_card(copy_version(exported_repo, "iris", 1, repo, "iris", 4), default_threshold="high")
+
+    async def main():
+        async with started(repo, model_control_mode="poll") as reg:
+            rows = index_rows(await reg.index(), "iris")
+            assert rows["3"][1].startswith("iris/3/model.onnx is corrupt: SHA-256"), rows["3"]
+            assert rows["4"][1].startswith("iris/4/metadata.json: metadata has a malformed value"), rows["4"]
+            assert all(str(repo) not in reason and str(repo.parent) not in reason for _, reason in rows.values())
+
+    run(main())
+
+
+def test_poll_drains_a_deleted_model_folder_answering_its_requests_in_flight_and_queued(repo, exported_repo):
+    x = rows_for(exported_repo, "breast-cancer", 8)
+    changes: list[tuple[str, bool]] = []
+
+    async def main():
+        async with started(repo, on_change=lambda name, ready: changes.append((name, ready)),
+                           model_control_mode="poll", max_batch_size=len(x)) as reg:
+            bc = reg.get("breast-cancer")
+            gated = bc.batcher.predict = GatedPredict(bc.batcher.predict)
+            bc.batcher.inline_rows = 0  # on the model's thread: the gate must not hold the loop
+            running = asyncio.create_task(bc.batcher.submit(x))
+            await wait_event(gated.entered)
+            queued = asyncio.create_task(bc.batcher.submit(x[:3]))
+            await asyncio.sleep(0)  # lets the second request reach the queue
+            assert bc.batcher.queued_rows == 3
+            shutil.rmtree(repo / "breast-cancer")
+            await reg.poll_once()
+            assert reg.names() == ["iris"] and changes[-1] == ("breast-cancer", False)
+            with pytest.raises(ModelNotFound, match="unknown model 'breast-cancer'"):
+                reg.get("breast-cancer")
+            assert not running.done() and not queued.done()  # held by the gate: the unload waits for them
+            gated.gate.set()
+            want = gated.predict(x)
+            np.testing.assert_array_equal((await running)["probabilities"], want["probabilities"])
+            np.testing.assert_array_equal((await queued)["probabilities"], want["probabilities"][:3])
+            with pytest.raises(ModelNotReady, match="shutting down"):
+                await bc.batcher.submit(x[:1])  # drained, then closed: unloaded
 
     run(main())
