@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from safetensors.torch import load_file, save
 
+from zoo.core import reference
 from zoo.core.atomic import publish_dir, remove_stale_staging, remove_tree, staging_dir, write_bytes, write_json
 from zoo.data.dataset import Dataset
 from zoo.training.model import MLP, MLPSpec
@@ -76,6 +77,8 @@ def save_run(
                 "test_rows": int(len(data.X_test)),
                 "origin": data.origin,
             },
+            # what the server compares its inputs and decisions with (zoo.core.reference), carried by the export
+            reference.KEY: reference.statistics(data.X_train, data.y_train, data.num_classes, multilabel=data.task == "multilabel"),
         }
         write_json(stage / MODEL_FILE, info)
         write_json(stage / CONFIG_FILE, config)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from zoo.core import decision, model_config, repository
+from zoo.core import decision, model_config, reference, repository
 from zoo.core.atomic import publish_dir, remove_stale_staging, remove_tree, staging_dir, write_bytes, write_json, write_text
 from zoo.core.contract import DEFAULT_BATCHING, INPUT_NAME, OUTPUT_NAMES, ModelCard
 from zoo.core.onnx_session import open_session
@@ -210,6 +210,8 @@ def export_run(
             "parity": parity,
         }
         _stamp_metadata(onnx_path, facts)
+        if reference.KEY in run.info:  # metadata.json only (it is long); runs trained before zoo recorded it have none
+            facts[reference.KEY] = run.info[reference.KEY]
         # Stamping rewrote the file: check once more that the bytes we ship still load and match.
         if not parity_report(graph, onnx_path, X[:SELFCHECK_ROWS], t)["passed"]:
             raise ExportError(f"parity gate failed for {name} after writing metadata")

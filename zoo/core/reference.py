@@ -1,0 +1,97 @@
+"""The training split's reference statistics, recorded at export so the server can tell when its inputs drift.
+
+Torch-free: the exporter computes them from the training rows, the server reads them back from metadata.json. Each
+feature gets quantile bins (interior edges at the deciles, merged where they coincide, so a constant pixel has one
+edge and two bins), their counts, and its mean, standard deviation, minimum and maximum; the class mix is the share
+of training rows in each class (for multi-label: the share of rows where each class is set).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+KEY = "reference"  # its key in metadata.json
+QUANTILES = np.linspace(0.1, 0.9, 9)  # interior edges: ten bins of about a tenth of the training rows each
+
+
+def statistics(x: np.ndarray, y: np.ndarray, num_classes: int, multilabel: bool = False) -> dict:
+    """The reference statistics (a JSON-ready dict) of training rows x [N, F] with targets y."""
+    x = np.asarray(x, dtype=np.float64)
+    edges, counts = [], []
+    for column in x.T:
+        interior = np.unique(np.quantile(column, QUANTILES))
+        edges.append([float(e) for e in interior])
+        counts.append(np.bincount(np.searchsorted(interior, column, side="right"), minlength=len(interior) + 1).tolist())
+    y = np.asarray(y)
+    if multilabel:
+        mix = y.reshape(len(y), -1).astype(np.float64).mean(axis=0)
+    else:
+        mix = np.bincount(y.astype(np.int64).ravel(), minlength=num_classes) / max(1, len(y))
+    return {
+        "rows": int(len(x)),
+        "edges": edges,
+        "counts": counts,
+        "mean": [float(v) for v in x.mean(axis=0)],
+        "std": [float(v) for v in x.std(axis=0)],
+        "min": [float(v) for v in x.min(axis=0)],
+        "max": [float(v) for v in x.max(axis=0)],
+        "class_mix": [float(v) for v in mix],
+    }
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The reference statistics as arrays: interior edges padded with +inf to one width, so binning is vectorised."""
+
+    edges: np.ndarray  # [F, K] interior edges, +inf where a feature has fewer than K
+    proportions: np.ndarray  # [F, K + 1] share of training rows in each bin (0 in padded bins)
+    minimum: np.ndarray  # [F]
+    maximum: np.ndarray  # [F]
+    class_mix: np.ndarray  # [C]
+    rows: int
+
+    @property
+    def bins(self) -> int:
+        """Bins per feature (padded)."""
+        return self.edges.shape[1] + 1
+
+    def bin_of(self, x: np.ndarray) -> np.ndarray:
+        """The bin of each value of rows x [N, F]: [N, F] uint8 (values equal to an edge go to the bin above it)."""
+        return (x[:, :, None] >= self.edges[None, :, :]).sum(axis=2, dtype=np.uint8)
+
+
+def parse(metadata: dict, num_features: int, num_classes: int) -> Reference | None:
+    """The Reference of a card's metadata; None when the export recorded none (ValueError when it is malformed)."""
+    raw = metadata.get(KEY)
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ValueError(f"metadata {KEY!r} must be an object")
+    try:
+        edges, counts = raw["edges"], raw["counts"]
+        if len(edges) != num_features or len(counts) != num_features:
+            raise ValueError(f"{KEY} describes {len(edges)} features; the model has {num_features}")
+        width = max((len(e) for e in edges), default=0)
+        padded = np.full((num_features, width), np.inf)
+        proportions = np.zeros((num_features, width + 1))
+        for f, (e, c) in enumerate(zip(edges, counts, strict=True)):
+            if len(c) != len(e) + 1 or list(e) != sorted(e):
+                raise ValueError(f"{KEY} feature {f}: {len(e)} sorted edges need {len(e) + 1} counts; got {len(c)}")
+            padded[f, : len(e)] = e
+            total = float(sum(c))
+            proportions[f, : len(c)] = np.asarray(c, dtype=np.float64) / (total or 1.0)
+        mix = np.asarray(raw["class_mix"], dtype=np.float64)
+        if mix.shape != (num_classes,):
+            raise ValueError(f"{KEY} class_mix has {mix.size} values; the model has {num_classes} classes")
+        return Reference(
+            edges=padded,
+            proportions=proportions,
+            minimum=np.asarray(raw["min"], dtype=np.float64),
+            maximum=np.asarray(raw["max"], dtype=np.float64),
+            class_mix=mix,
+            rows=int(raw["rows"]),
+        )
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"metadata {KEY!r} is malformed: {e}") from None
