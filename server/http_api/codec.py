@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import reprlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -19,20 +19,20 @@ import orjson
 
 from zoo.core.contract import DATATYPES, ModelCard
 from zoo.server.errors import InvalidInput
+from zoo.server.http_api import json_tensors
 from zoo.server.inference import InferenceCall, InferenceResult, InputTensor, make_call
 from zoo.server.shm import BYTE_SIZE as SHM_BYTE_SIZE
+from zoo.server.shm import OFFSET as SHM_OFFSET
 from zoo.server.shm import REGION as SHM_REGION
+from zoo.server.shm import SharedMemory, Target, parse_target
 
 log = logging.getLogger("zoo.server")
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 BINARY_DATA_SIZE, BINARY_DATA, BINARY_DATA_OUTPUT = "binary_data_size", "binary_data", "binary_data_output"
 JSON_TYPE, BINARY_TYPE = "application/json", "application/octet-stream"
-SHM_OVER_GRPC = (
-    "system shared memory is served over gRPC only (SystemSharedMemoryRegister, then ModelInfer naming the region, "
-    "e.g. tritonclient.grpc); over HTTP send tensors in the body (binary tensors for large ones)"
-)
 INFER_REQUEST = 'an inference request, a JSON object {"inputs": [...]} (optionally followed by binary tensor data)'
+SMALL_JSON_BYTES = 64 * 1024  # JSON up to this size is read whole; larger, its tensors a slice at a time (json_tensors)
 STDLIB_RETRY_BYTES = 1 << 20  # a body orjson refuses, up to this size, is read again by json for its NaN and Infinity
 _SHORT = reprlib.Repr()  # a client's value quoted in a message, cut short at every level
 _SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict, _SHORT.maxstring, _SHORT.maxother = 2, 4, 4, 40, 40
@@ -48,10 +48,15 @@ class InferRequest:
     binary_output: bool  # the request's binary_data_output: how the other outputs are sent
     parameters: dict[str, Any]
     id: str
+    shm: SharedMemory | None = None  # the regions this request may use (those of the server, or none for a remote peer)
+    shm_outputs: dict[str, Target] = field(default_factory=dict)  # outputs the client wants in its regions
 
     def call(self, card: ModelCard) -> InferenceCall:
-        """Step 1 for HTTP: the request checked against the model's card."""
-        return make_call(card, self.inputs, self.outputs, self.parameters, self.id)
+        """Step 1 for HTTP: the request checked against the model's card (and its regions, before the model runs)."""
+        call = make_call(card, self.inputs, self.outputs, self.parameters, self.id)
+        if self.shm_outputs and self.shm is not None:
+            self.shm.check_outputs(self.shm_outputs, card.outputs, len(call.rows))
+        return call
 
 
 def parse_json(data: bytes | bytearray | memoryview, what: str) -> Any:
@@ -74,25 +79,44 @@ def parse_json(data: bytes | bytearray | memoryview, what: str) -> Any:
     raise InvalidInput(f"the request body is not valid JSON ({error or 'nested too deep'}): expected {what}") from None
 
 
-def decode(body: bytes | bytearray, header_length: str | None) -> InferRequest:
-    """An inference body (and its Inference-Header-Content-Length, if sent) as an InferRequest."""
+def decode(body: bytes | bytearray, header_length: str | None, shm: SharedMemory | None = None) -> InferRequest:
+    """An inference body (and its Inference-Header-Content-Length, if sent) as an InferRequest; tensors that name a
+    shared-memory region are read from it (inputs) or bound for it (outputs) through `shm`."""
     end = _json_end(header_length, len(body))
-    doc = parse_json(memoryview(body)[:end], INFER_REQUEST)
+    doc = _infer_json(memoryview(body)[:end])
     if not isinstance(doc, dict):
         raise InvalidInput(f"expected {INFER_REQUEST}; got a JSON {json_type(doc)}")
     params = _object(doc.get("parameters"), "the request's parameters")
     rid = doc.get("id", "")
     if not isinstance(rid, str):
         raise InvalidInput(f"the request id must be a string; got {_shown(rid)}")
-    outputs, binary = _outputs(doc.get("outputs"))
+    outputs, binary, targets = _outputs(doc.get("outputs"), shm)
     return InferRequest(
-        inputs=_inputs(doc.get("inputs"), memoryview(body)[end:], header_length is not None),
+        inputs=_inputs(doc.get("inputs"), memoryview(body)[end:], header_length is not None, shm),
         outputs=outputs,
         binary=binary,
         binary_output=flag(params.get(BINARY_DATA_OUTPUT, False), f"parameter {BINARY_DATA_OUTPUT}"),
         parameters=params,
         id=rid,
+        shm=shm,
+        shm_outputs=targets,
     )
+
+
+def _infer_json(text: memoryview) -> Any:
+    """The JSON of an inference body, its tensors' data as float32 arrays (json_tensors); a body that reader
+    refuses is read the ordinary way, small ones only where the error message is all that is left to find."""
+    if len(text) <= SMALL_JSON_BYTES:  # a few rows: whole, at once, is faster
+        return parse_json(text, INFER_REQUEST)
+    try:
+        return json_tensors.parse(text)
+    except json_tensors.NotTensorData:
+        return parse_json(text, INFER_REQUEST)
+    except (orjson.JSONDecodeError, ValueError) as e:  # not JSON, or data that is not numbers
+        if len(text) <= STDLIB_RETRY_BYTES:
+            return parse_json(text, INFER_REQUEST)  # the messages (NaN named by row, values not numbers) of the usual path
+        log.warning("refused an inference body: %s", e)
+        raise InvalidInput(f"the request body is not {INFER_REQUEST}: {str(e)[:200]}") from None
 
 
 def encode(result: InferenceResult, request: InferRequest) -> tuple[bytes, int | None]:
@@ -103,7 +127,11 @@ def encode(result: InferenceResult, request: InferRequest) -> tuple[bytes, int |
     outputs, parts = [], []
     for name, arr in result.outputs.items():
         out: dict[str, Any] = {"name": name, "datatype": DATATYPES[arr.dtype], "shape": list(arr.shape)}
-        if request.binary.get(name, request.binary_output):
+        target = request.shm_outputs.get(name)
+        if target is not None and request.shm is not None:
+            request.shm.write(target, arr)
+            out["parameters"] = {SHM_REGION: target.region, SHM_BYTE_SIZE: arr.nbytes, SHM_OFFSET: target.offset}
+        elif request.binary.get(name, request.binary_output):
             # numpy on every platform we serve from is little-endian, as the protocol wants: tobytes is the wire form.
             raw = np.ascontiguousarray(arr).tobytes()
             out["parameters"] = {BINARY_DATA_SIZE: len(raw)}
@@ -145,7 +173,7 @@ def _json_end(header_length: str | None, size: int) -> int:
     return end
 
 
-def _inputs(items: Any, binary: memoryview, has_header_length: bool) -> list[InputTensor]:
+def _inputs(items: Any, binary: memoryview, has_header_length: bool, shm: SharedMemory | None) -> list[InputTensor]:
     if not isinstance(items, list):
         raise InvalidInput(f"expected {INFER_REQUEST}; 'inputs' must be a list of tensors, got {_shown(items)}")
     out, offset = [], 0
@@ -158,7 +186,12 @@ def _inputs(items: Any, binary: memoryview, has_header_length: bool) -> list[Inp
         if not isinstance(shape, list) or not all(type(d) is int for d in shape):
             raise InvalidInput(f"input {_shown(name)}: shape must be a list of integers; got {_shown(shape)}")
         tensor_params = _object(t.get("parameters"), f"the parameters of input {_shown(name)}")
-        refuse_shared_memory(tensor_params, f"input {_shown(name)}")
+        regions = _regions(tensor_params, f"input {_shown(name)}", shm)
+        if regions is not None:
+            if "data" in t or BINARY_DATA_SIZE in tensor_params:
+                raise InvalidInput(f"input {_shown(name)} names a shared-memory region and also carries data: send it one way")
+            out.append(InputTensor(name, datatype, shape, raw=regions.input_bytes(tensor_params, name)))
+            continue
         size = tensor_params.get(BINARY_DATA_SIZE)
         if size is None:
             out.append(InputTensor(name, datatype, shape, values=_values(name, t.get("data"))))
@@ -182,6 +215,8 @@ def _inputs(items: Any, binary: memoryview, has_header_length: bool) -> list[Inp
 
 def _values(name: str, data: Any) -> np.ndarray:
     """JSON data, flat or nested, as one flat array in row-major order (its numbers are checked by make_call)."""
+    if isinstance(data, np.ndarray):  # read by json_tensors already
+        return data
     if not isinstance(data, list):
         raise InvalidInput(
             f"input {_shown(name)} needs data, a list of numbers (flat or nested), or binary data "
@@ -193,29 +228,33 @@ def _values(name: str, data: Any) -> np.ndarray:
         raise InvalidInput(f"input {_shown(name)}: data must be a list of numbers, flat or nested in lists of equal length") from None
 
 
-def _outputs(items: Any) -> tuple[list[str], dict[str, bool]]:
+def _outputs(items: Any, shm: SharedMemory | None) -> tuple[list[str], dict[str, bool], dict[str, Target]]:
     if items is None:
-        return [], {}
+        return [], {}, {}
     if not isinstance(items, list):
         raise InvalidInput(f"'outputs' must be a list of {{\"name\": ...}} objects; got {_shown(items)}")
-    names, binary = [], {}
+    names, binary, targets = [], {}, {}
     for i, o in enumerate(items):
         if not isinstance(o, dict) or not isinstance(o.get("name"), str):
             raise InvalidInput(f"outputs[{i}] must be a JSON object with a string name; got {_shown(o)}")
         name = o["name"]
         names.append(name)
         params = _object(o.get("parameters"), f"the parameters of output {_shown(name)}")
-        refuse_shared_memory(params, f"output {_shown(name)}")
+        if _regions(params, f"output {_shown(name)}", shm) is not None and (target := parse_target(params, name)) is not None:
+            targets[name] = target
         if BINARY_DATA in params:
             binary[name] = flag(params[BINARY_DATA], f"output {_shown(name)}: parameter {BINARY_DATA}")
-    return names, binary
+    return names, binary, targets
 
 
-def refuse_shared_memory(params: dict[str, Any], what: str) -> None:
-    """InvalidInput for a tensor that names a shared-memory region: HTTP does not serve them, and ignoring one would
-    answer with the tensor somewhere the client does not look."""
-    if SHM_REGION in params or SHM_BYTE_SIZE in params:
-        raise InvalidInput(f"{what} names a shared-memory region: {SHM_OVER_GRPC}")
+def _regions(params: dict[str, Any], what: str, shm: SharedMemory | None) -> SharedMemory | None:
+    """`shm` when a tensor's parameters name a shared-memory region, None when they do not; InvalidInput when they do
+    and this decoder was given no regions (never ignored: the client would look for the tensor where it is not)."""
+    if SHM_REGION not in params and SHM_BYTE_SIZE not in params:
+        return None
+    if shm is None:
+        raise InvalidInput(f"{what} names a shared-memory region; this endpoint takes none")
+    return shm
 
 
 def _object(value: Any, what: str) -> dict[str, Any]:

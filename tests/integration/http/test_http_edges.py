@@ -96,8 +96,8 @@ def test_json_over_max_json_bytes_is_413_saying_to_send_binary_and_binary_passes
         message = a.json()["error"]
         assert "--max-json-bytes" in message and "binary tensor data" in message and "65536" in message
     raw = x.astype(np.float32).tobytes()
-    header = json.dumps({"inputs": [{"name": "input", "datatype": "FP32", "shape": list(x.shape), "parameters": {"binary_data_size": len(raw)}}],
-                         "outputs": [{"name": "label"}]}).encode()
+    tensor = {"name": "input", "datatype": "FP32", "shape": list(x.shape), "parameters": {"binary_data_size": len(raw)}}
+    header = json.dumps({"inputs": [tensor], "outputs": [{"name": "label"}]}).encode()
     a = call(port, "POST", "/v2/models/iris/infer", header + raw, {**AUTH, "Inference-Header-Content-Length": str(len(header))})
     assert a.status == 200, a.body[:300]
     np.testing.assert_array_equal(outputs_of(a)["label"], reference(served_repo, "iris", 2, x)["label"])
@@ -105,14 +105,22 @@ def test_json_over_max_json_bytes_is_413_saying_to_send_binary_and_binary_passes
     assert call(port, "POST", "/v2/models/iris/infer", header + raw, lying).status == 413
 
 
-def test_a_large_json_body_decodes_off_the_loop_to_the_same_answer(server, served_repo):
-    x = rows_for(served_repo, "iris", 20_000, seed=3)  # about 1.5 MB of JSON: decoded on a thread
-    a = infer(server.server.http_port, "iris", infer_json(x, nested=False))
+@pytest.mark.parametrize("nested", [True, False])
+def test_a_large_json_body_decodes_off_the_loop_to_the_same_answer(server, served_repo, nested):
+    x = rows_for(served_repo, "iris", 20_000, seed=3)  # about 1.5 MB of JSON: decoded on a thread, a slice at a time
+    a = infer(server.server.http_port, "iris", infer_json(x, nested=nested))
     assert a.status == 200, a.body[:300]
     want = reference(served_repo, "iris", 2, x)
     got = outputs_of(a)
     np.testing.assert_allclose(got["probabilities"], want["probabilities"], atol=1e-6)
     np.testing.assert_array_equal(got["label"], want["label"])
+
+
+def test_a_large_json_body_with_values_that_are_not_numbers_is_400(server, served_repo):
+    doc = infer_json(rows_for(served_repo, "iris", 20_000))
+    doc["inputs"][0]["data"][-1][-1] = True
+    a = infer(server.server.http_port, "iris", doc)
+    assert a.status == 400 and "number" in a.json()["error"], a.body[:300]
 
 
 def _scrape(port: int, headers: dict) -> tuple[int, str]:
