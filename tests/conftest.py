@@ -55,3 +55,15 @@ def exported_repo(runs_and_repo) -> Path:
 def in_ci() -> bool:
     """True under CI, where optional data must be present rather than skipped."""
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require_tool(tool: str, why: str) -> str:
+    """The path of command-line `tool`; when it is missing the test skips saying why, or fails under CI (which
+    installs every tool the suite uses: .ci/run), so a missing tool never skips a test silently there."""
+    found = shutil.which(tool)
+    if found is None:
+        reason = f"{tool} is not installed ({why})"
+        if in_ci():
+            pytest.fail(f"{reason}; CI must run this test: .ci/run installs it")
+        pytest.skip(reason)
+    return found

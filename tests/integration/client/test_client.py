@@ -10,7 +10,8 @@ import threading
 import grpc
 import numpy as np
 import pytest
-from tests.integration.server.server_helpers import ThreadServer, copy_version, reference, rows_for, settings_for
+from tests.conftest import require_tool
+from tests.integration.server.server_helpers import ThreadServer, copy_version, reference, rows_for, settings_for, wait_until
 
 from zoo.core import decision, repository
 from zoo.client import AsyncZooClient, ClientError, ZooClient
@@ -185,26 +186,51 @@ def test_large_inputs_are_chunked_and_reassembled_in_order(small_server, exporte
 
 
 def test_chunks_of_one_prediction_come_from_one_version(exported_repo, tmp_path):
-    """While a new version is published mid-way, every chunk still asks for the version that answered the first."""
+    """A new version takes over between two chunks of one prediction (the second chunk is held in the model by a gate
+    until it has): every chunk still asks for the version that answered the first."""
     repo = tmp_path / "models"
     shutil.copytree(exported_repo, repo)
     srv = ThreadServer(settings_for(repo, max_message_bytes=8192, model_control_mode="poll", poll_interval=0.05)).start()
     try:
         x = rows_for(repo, "iris", 3000, seed=9)
-        stop = threading.Event()
+        v2 = srv.server.registry.get("iris")
+        chunks: list[int] = []
+        entered, gate = threading.Event(), threading.Event()
+        real = v2.batcher.predict
 
-        def publish():  # v3 (a copy of v1) lands while the chunks are in flight
-            stop.wait(0.05)
-            copy_version(exported_repo, "iris", 1, repo, "iris", 3)
+        def second_chunk_held(rows):
+            chunks.append(len(rows))
+            if len(chunks) == 2:
+                entered.set()
+                assert gate.wait(120), "the test never released the second chunk"
+            return real(rows)
 
-        t = threading.Thread(target=publish)
+        # On the model's thread, not the event loop: the server must go on polling while the chunk is held.
+        v2.batcher.predict, v2.batcher.inline_rows = second_chunk_held, 0
+        outcome: dict = {}
+
+        def predict() -> None:
+            try:
+                with ZooClient(srv.address, timeout=60, max_message_bytes=8192) as c:
+                    outcome["pred"] = c.predict("iris", x)
+            except BaseException as e:  # surfaced below
+                outcome["error"] = e
+
+        t = threading.Thread(target=predict)
         t.start()
-        with ZooClient(srv.address, timeout=20, max_message_bytes=8192) as c:
-            pred = c.predict("iris", x)
-        t.join(10)
-        v = int(pred.version)
-        want = reference(repo, "iris", v, x)["probabilities"]
+        try:
+            wait_until(entered.is_set, "the second chunk to be held in the model")
+            copy_version(exported_repo, "iris", 1, repo, "iris", 3)  # v3 (a copy of v1) lands mid-prediction
+            wait_until(lambda: srv.server.registry.get("iris").version == 3, "v3 to take over as the default")
+        finally:
+            gate.set()
+            t.join(120)
+        assert "error" not in outcome, outcome.get("error")
+        pred = outcome["pred"]
+        assert pred.version == "2" and len(pred) == len(x) == sum(chunks) and len(chunks) >= 3  # chunks after the swap too
+        want = reference(repo, "iris", 2, x)["probabilities"]
         np.testing.assert_allclose(pred.probabilities, want, atol=1e-6)
+        assert not np.allclose(reference(repo, "iris", 3, x)["probabilities"], want, atol=1e-3)  # a mix would show
     finally:
         srv.stop()
 
@@ -213,8 +239,7 @@ def test_chunks_of_one_prediction_come_from_one_version(exported_repo, tmp_path)
 
 
 def _self_signed(tmp_path):
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed (needed to make a self-signed certificate)")
+    require_tool("openssl", "needed to make a self-signed certificate")
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1",
@@ -265,7 +290,7 @@ def test_predict_many_pipelines_batches_over_one_stream_in_order(client, exporte
     batches = [rows_for(exported_repo, "iris", n, seed=20 + n) for n in (1, 5, 2, 9, 3)]
     preds = list(client.predict_many("iris", iter(batches)))
     assert [len(p) for p in preds] == [1, 5, 2, 9, 3]
-    for x, pred in zip(batches, preds):
+    for x, pred in zip(batches, preds, strict=True):
         assert_matches_reference(pred, exported_repo, "iris", 2, x)
     (one,) = client.predict_many("breast-cancer", [rows_for(exported_repo, "breast-cancer", 3, seed=2)], threshold=0.9)
     assert one.labels.tolist() == decision.labels(one.probabilities, "binary", 0.9).tolist()
@@ -282,7 +307,8 @@ def test_async_predict_stream_takes_an_async_iterable(server, exported_repo):
         return [p async for p in c.predict_stream("iris", source(), version=1)]
 
     preds = run_async(collect, server.address)
-    for x, pred in zip(batches, preds):
+    assert [len(p) for p in preds] == [4, 1, 6]
+    for x, pred in zip(batches, preds, strict=True):
         assert_matches_reference(pred, exported_repo, "iris", 1, x)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import grpc
@@ -10,7 +9,7 @@ import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from tests.conftest import zoo_executable
+from tests.conftest import require_tool, zoo_executable
 from tests.integration.server.server_helpers import ThreadServer, infer_request, reference, rows_for, settings_for
 
 from zoo.client import ClientError, ZooClient
@@ -86,8 +85,7 @@ def _openssl(*args, cwd):
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
     """A CA, a server certificate for 127.0.0.1 and a client certificate, all signed by the CA."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed")
+    require_tool("openssl", "needed to make the test certificates")
     d = tmp_path_factory.mktemp("pki")
     _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "1", "-subj", "/CN=zoo test CA", cwd=d)
     for who, san in (("server", "subjectAltName=DNS:localhost,IP:127.0.0.1"), ("client", "subjectAltName=DNS:client")):
