@@ -34,20 +34,22 @@ def parse(body: bytes | bytearray | memoryview) -> Any:
     view = memoryview(body)
     parts: list[bytes | bytearray] = []
     spans: list[tuple[int, int]] = []
-    pos = 0
+    pos = copied = 0  # where the next search starts; how much of the text parts holds
     text = view.obj if isinstance(view.obj, bytes | bytearray) and len(view) == len(view.obj) else bytes(view)
-    for m in _KEY.finditer(text):
-        if m.start() < pos:
+    while (i := text.find(b'"data"', pos)) >= 0:  # from the end of each array on: its numbers are scanned once
+        m = _KEY.match(text, i)
+        if m is None:
+            pos = i + 1
             continue
         start = m.end() - 1  # the array's [
         end = _array_end(text, start)
-        parts.append(text[pos:start])
+        parts.append(text[copied:start])
         parts.append(orjson.dumps(_SENTINEL.format(len(spans))))
         spans.append((start, end))
-        pos = end
+        pos = copied = end
     if not spans:
         return orjson.loads(view)
-    parts.append(text[pos:])
+    parts.append(text[copied:])
     doc = orjson.loads(b"".join(parts))
     inputs = doc.get("inputs") if isinstance(doc, dict) else None
     found = 0

@@ -40,6 +40,7 @@ def _body(rows: int, features: int, *, nested: int = 2, indent: bool = False, se
     shape = [rows, features] if nested < 3 else [1, rows, features]
     doc = {
         "id": 'say "data": [1, 2]',
+        "data": "a top-level key that is no tensor's",
         "parameters": {"binary_data_output": False, "note": "]}\"data\":["},
         "inputs": [{"name": "input", "datatype": "FP32", "shape": shape, "data": data},
                    {"name": "other", "datatype": "FP32", "shape": [2], "data": [1.5, -2]}],
