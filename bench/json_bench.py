@@ -52,7 +52,9 @@ def json_body(features: int, size: int, seed: int = 0) -> bytes:
 
 
 def post(port: int, body: bytes) -> int:
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/v2/models/{MODEL}/infer", data=body, headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/v2/models/{MODEL}/infer", data=body, headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(req, timeout=300) as r:
         r.read()
         return r.status
@@ -64,15 +66,8 @@ def memory(zoo: targets.Target, features: int) -> dict:
     out = {"body_mb": round(len(body) / MB, 1)}
     for n in (1, 4):
         pid = zoo.proc.pid
-        base, peak, done = _rss(pid), 0, threading.Event()
-
-        def sample() -> None:
-            nonlocal peak
-            while not done.is_set():
-                peak = max(peak, _rss(pid))
-                time.sleep(0.002)
-
-        s = threading.Thread(target=sample)
+        base, peak, done = _rss(pid), [0], threading.Event()
+        s = threading.Thread(target=_sample, args=(pid, peak, done))
         s.start()
         senders = [threading.Thread(target=post, args=(zoo.http_port, body)) for _ in range(n)]
         for t in senders:
@@ -81,8 +76,15 @@ def memory(zoo: targets.Target, features: int) -> dict:
             t.join()
         done.set()
         s.join()
-        out[f"{n}_at_once"] = {"peak_rise_mb": round((peak - base) / MB, 1), "x_body": round((peak - base) / (n * len(body)), 2)}
+        rise = peak[0] - base
+        out[f"{n}_at_once"] = {"peak_rise_mb": round(rise / MB, 1), "x_body": round(rise / (n * len(body)), 2)}
     return out
+
+
+def _sample(pid: int, peak: list[int], done: threading.Event) -> None:
+    while not done.is_set():
+        peak[0] = max(peak[0], _rss(pid))
+        time.sleep(0.002)
 
 
 def latency(zoo: targets.Target, features: int, duration: float) -> dict:
@@ -107,7 +109,11 @@ def latency(zoo: targets.Target, features: int, duration: float) -> dict:
     finally:
         stop.set()
         h.join()
-    return {"alone": alone, "with_big_json": {**busy, "big_bodies_decoded": posted[0]}, "p99_rise_ms": round(busy["p99_ms"] - alone["p99_ms"], 2)}
+    return {
+        "alone": alone,
+        "with_big_json": {**busy, "big_bodies_decoded": posted[0]},
+        "p99_rise_ms": round(busy["p99_ms"] - alone["p99_ms"], 2),
+    }
 
 
 def throughput(cfg: BenchConfig, zoo: targets.Target, duration: float, scratch: Path) -> dict:
@@ -124,8 +130,18 @@ def throughput(cfg: BenchConfig, zoo: targets.Target, duration: float, scratch: 
         for name, t in (("zoo", zoo), ("triton", triton)):
             if t is None:
                 continue
-            r = load.perf_analyzer(t.http_address, MODEL, data, scratch / "pa.csv", path=path, rows=1, concurrency=16,
-                                   duration=duration, warmup=1.0, pids=t.pids())
+            r = load.perf_analyzer(
+                t.http_address,
+                MODEL,
+                data,
+                scratch / "pa.csv",
+                path=path,
+                rows=1,
+                concurrency=16,
+                duration=duration,
+                warmup=1.0,
+                pids=t.pids(),
+            )
             out[f"{path} {name}"] = {k: round(r[k], 2) for k in ("req_per_s", "p50_ms", "p99_ms")}
         if triton is not None:
             out[f"{path} zoo/triton"] = round(out[f"{path} zoo"]["req_per_s"] / out[f"{path} triton"]["req_per_s"], 2)
