@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 import numpy as np
@@ -214,6 +215,27 @@ def credentials(tls: bool, root_certificates: bytes | None, certificate_chain: b
 def call_metadata(token: str | None) -> tuple[tuple[str, str], ...] | None:
     """The metadata every call carries: the bearer token, when there is one."""
     return (("authorization", f"Bearer {token}"),) if token else None
+
+
+_propagate: Any = None  # opentelemetry.propagate once looked up; False when OpenTelemetry is not installed
+
+
+def trace_metadata() -> tuple[tuple[str, str], ...]:
+    """The caller's current W3C trace context (traceparent, tracestate) as gRPC metadata, so the server's spans join
+    the caller's trace; () when OpenTelemetry is not installed or no span is active."""
+    global _propagate
+    if _propagate is None:
+        try:
+            from opentelemetry import propagate
+
+            _propagate = propagate
+        except ImportError:
+            _propagate = False
+    if _propagate is False:
+        return ()
+    carrier: dict[str, str] = {}
+    _propagate.inject(carrier)
+    return tuple(carrier.items())
 
 
 def predict_plan(cache: dict, max_message_bytes: int, model: str, X, *, threshold=None, version=None, outputs=None):

@@ -28,9 +28,17 @@ class Connection:
     ):
         """Connect to `url` (host:port); `timeout` is seconds per call, the rest configure TLS and auth."""
         self.url, self.timeout, self.max_message_bytes = url, timeout, max_message_bytes
-        self._metadata = codec.call_metadata(token)
+        self._token_metadata = codec.call_metadata(token)
         options = codec.channel_options(max_message_bytes)
         creds = codec.credentials(tls, root_certificates, certificate_chain, private_key)
         self._channel = self.channels.secure_channel(url, creds, options) if creds else self.channels.insecure_channel(url, options)
         self._stub = pb_grpc.GRPCInferenceServiceStub(self._channel)
         self._info: dict[tuple[str, str], ModelInfo] = {}  # (model, version asked) -> what the server reported
+
+    @property
+    def _metadata(self) -> tuple[tuple[str, str], ...] | None:
+        """What this call carries: the token, and the caller's trace context when OpenTelemetry is installed."""
+        trace = codec.trace_metadata()
+        if not trace:
+            return self._token_metadata
+        return (*(self._token_metadata or ()), *trace)

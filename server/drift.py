@@ -84,7 +84,7 @@ class DriftWindow:
         with self._lock:
             self._rows += len(x)
             self._label_totals += np.bincount(labels, minlength=self.num_classes + 1)
-            if ref is not None:
+            if outside is not None:
                 self._out_of_range += outside
             keep = slice(max(0, len(x) - self.size), len(x))  # a batch larger than the window: its last rows
             self._push(labels[keep], top[keep], None if bins is None else bins[keep])

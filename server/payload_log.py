@@ -16,7 +16,7 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import orjson
@@ -96,7 +96,7 @@ class PayloadLog:
         self.dropped = 0  # records dropped because the queue was full
         self.post_failures = 0  # CloudEvents batches not delivered after every retry
         self._queue: queue.Queue[PayloadRecord | None] = queue.Queue(maxsize=queue_size)
-        self._file = None
+        self._file: BinaryIO | None = None
         self._file_bytes = 0
         self._events: list[dict] = []
         if self.folder is not None:
@@ -157,13 +157,15 @@ class PayloadLog:
         self._flush_events(final=False)
 
     def _append(self, line: bytes) -> None:
+        assert self.folder is not None
         if self._file is None or self._file_bytes + len(line) > self.max_bytes and self._file_bytes > 0:
             if self._file is not None:
                 self._file.close()
             stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"{time.time_ns() % 10**9 // 1000:06d}"
             self._file = open(self.folder / f"payloads-{stamp}.jsonl", "ab")  # noqa: SIM115 (kept open between batches)
             self._file_bytes = 0
-        self._file.write(line)
+        file = self._file
+        file.write(line)
         self._file_bytes += len(line)
 
     def _event(self, r: PayloadRecord) -> dict:
@@ -183,6 +185,7 @@ class PayloadLog:
             self._post(batch)
 
     def _post(self, events: list[dict]) -> None:
+        assert self.url is not None
         body = orjson.dumps(events, option=orjson.OPT_SERIALIZE_NUMPY)
         for attempt in range(POST_RETRIES):
             request = urllib.request.Request(self.url, data=body, headers={"Content-Type": CLOUDEVENTS_BATCH}, method="POST")
