@@ -197,9 +197,12 @@ def test_metadata_naming_another_model_or_version_is_refused(repo):
 
 
 def test_signature_is_stable_for_untouched_files(repo):
-    reader = files(repo)
-    assert reader.signature("iris", 1) == reader.signature("iris", 1)
-    assert all(part is not None for part in reader.signature("iris", 1))
+    before = files(repo).signature("iris", 1)
+    files(repo).read_version("iris", 1)  # reading (another reader, every byte) changes nothing it records
+    assert files(repo).signature("iris", 1) == before
+    for part, fname in zip(before, (METADATA_FILE, MODEL_FILE), strict=True):  # the files' own stat facts
+        st = os.stat(version_dir(repo) / fname)
+        assert part is not None and part[:4] == (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns)
 
 
 def test_signature_changes_when_model_file_is_rewritten_in_place(repo):
@@ -300,3 +303,26 @@ def test_a_figure_symlinked_outside_its_model_folder_or_to_a_fifo_or_too_big_is_
     monkeypatch.setattr("zoo.server.model_files.MAX_FIGURE_BYTES", 8)
     with pytest.raises(ValueError, match="the limit is 8$"):
         files(repo).read_figure("iris", 1, "training_curve", digest)
+
+
+# messages name paths relative to the repository (RepositoryIndex shows them to clients)
+
+
+@pytest.mark.parametrize("break_it, message", [
+    (lambda v: (v / MODEL_FILE).unlink(), "iris/1/model.onnx is missing"),
+    (lambda v: (v / MODEL_FILE).write_bytes(b"x"), "iris/1/model.onnx is corrupt: SHA-256 "),
+    (lambda v: (v / METADATA_FILE).write_text("{"), "iris/1/metadata.json is not valid JSON: "),
+    (lambda v: ((v / MODEL_FILE).unlink(), os.mkfifo(v / MODEL_FILE)), "iris/1/model.onnx is not a regular file (a FIFO); refused"),
+])
+def test_read_errors_name_paths_relative_to_the_repository(repo, break_it, message):
+    break_it(version_dir(repo))
+    with pytest.raises(ValueError) as e:
+        files(repo).read_version("iris", 1)
+    assert str(e.value).startswith(message) and str(repo) not in str(e.value)
+
+
+def test_a_model_folder_symlinked_outside_names_no_server_path(repo, tmp_path):
+    (repo / "ext").symlink_to(tmp_path, target_is_directory=True)
+    with pytest.raises(ValueError) as e:
+        files(repo).model_dir("ext")
+    assert "ext resolves outside the repository" in str(e.value) and str(tmp_path) not in str(e.value)
