@@ -131,3 +131,28 @@ def _closed_by_server(s: socket.socket) -> bool:
         return False
     except OSError:  # reset: the server aborted it
         return True
+
+
+def test_past_the_cap_an_idle_connection_is_closed_for_a_new_one_and_one_being_answered_is_not(served_repo):
+    from tests.integration.server.server_helpers import HeldModel
+
+    srv = ThreadServer(settings_for(served_repo, http_max_connections=1)).start()
+    port = srv.server.http_port
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=HANG_S) as idle:
+            idle.sendall(b"GET /v2 HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert idle.recv(65536).startswith(b"HTTP/1.1 200")  # answered, kept alive, idle now
+            assert call(port, "GET", "/v2").status == 200  # the only slot: the idle connection makes room
+            assert idle.recv(65536) == b"", "the idle connection was not closed for the new one"
+        with HeldModel(srv, "iris") as held:
+            doc = json.dumps({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 4], "data": [5.1, 3.5, 1.4, 0.2]}]})
+            busy = threading.Thread(target=call, args=(port, "POST", "/v2/models/iris/infer", doc), daemon=True)
+            busy.start()
+            held.wait_held()  # the one connection is being answered: it is not closed for a newcomer
+            a = call(port, "GET", "/v2")
+            assert a.status == 503 and "too many HTTP connections" in a.json()["error"]
+            held.release()
+            busy.join(HANG_S)
+        assert call(port, "GET", "/v2").status == 200
+    finally:
+        srv.stop()
