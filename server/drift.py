@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from zoo.core import reference
 from zoo.core.reference import Reference
 
 DEFAULT_WINDOW = 10_000
 TOP_BINS = 10  # the top probability's histogram: ten equal bins over [0, 1]
-EPSILON = 1e-4  # PSI's floor for an empty bin, on both sides, so one empty bin does not make it infinite
 
 
 @dataclass
@@ -121,11 +121,8 @@ class DriftWindow:
             )
 
 
-def psi(counts: DriftCounts, reference: Reference) -> np.ndarray:
-    """The population stability index of each feature: the window's bin shares against the training ones ([F])."""
-    if counts.bin_counts is None or counts.window_rows == 0:
-        return np.zeros(len(reference.minimum))
-    served = np.maximum(counts.bin_counts / counts.window_rows, EPSILON)
-    trained = np.maximum(reference.proportions, EPSILON)
-    # padded bins are empty on both sides: (eps - eps) * log(1) adds nothing
-    return ((served - trained) * np.log(served / trained)).sum(axis=1)
+def psi(counts: DriftCounts, ref: Reference) -> np.ndarray:
+    """The population stability index of each feature over the window ([F]; zeros before any row)."""
+    if counts.bin_counts is None:
+        return np.zeros(len(ref.minimum))
+    return reference.psi(counts.bin_counts, counts.window_rows, ref)

@@ -95,3 +95,23 @@ def parse(metadata: dict, num_features: int, num_classes: int) -> Reference | No
         )
     except (KeyError, TypeError) as e:
         raise ValueError(f"metadata {KEY!r} is malformed: {e}") from None
+
+
+PSI_EPSILON = 1e-4  # a bin's share floor, on both sides, so one empty bin does not make the index infinite
+
+
+def psi(bin_counts: np.ndarray, rows: int, ref: Reference) -> np.ndarray:
+    """The population stability index of each feature: served rows' bin shares ([F, B] counts of `rows` rows)
+    against the training ones; [F]. The usual reading: below 0.1 stable, 0.1-0.25 moving, above 0.25 shifted."""
+    if rows == 0:
+        return np.zeros(len(ref.minimum))
+    served = np.maximum(bin_counts / rows, PSI_EPSILON)
+    trained = np.maximum(ref.proportions, PSI_EPSILON)
+    # padded bins are empty on both sides: (eps - eps) * log(1) adds nothing
+    return ((served - trained) * np.log(served / trained)).sum(axis=1)
+
+
+def bin_counts(x: np.ndarray, ref: Reference) -> np.ndarray:
+    """[F, B] how many rows of x [N, F] fall in each reference bin of each feature."""
+    flat = (ref.bin_of(x).astype(np.int64) + (np.arange(x.shape[1]) * ref.bins)[None, :]).ravel()
+    return np.bincount(flat, minlength=x.shape[1] * ref.bins).reshape(x.shape[1], ref.bins)
