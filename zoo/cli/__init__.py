@@ -13,12 +13,14 @@ import click
 COMMANDS = {
     "list": ("zoo.cli.models", "list_cmd", "train"),
     "train": ("zoo.cli.train", "train", "train"),
+    "tune": ("zoo.cli.tune", "tune", "train"),
     "export": ("zoo.cli.train", "export", "train"),
     "bootstrap": ("zoo.cli.train", "bootstrap", "train"),
     "evaluate": ("zoo.cli.models", "evaluate", "train"),
     "info": ("zoo.cli.models", "info", "train"),
     "serve": ("zoo.server.cli", "dev_command", "serve"),
     "predict": ("zoo.cli.predict", "predict", "client"),
+    "drift": ("zoo.cli.drift", "drift", "client"),
 }
 
 

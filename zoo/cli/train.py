@@ -166,7 +166,7 @@ def train_and_save(name, data, cfg, runs_dir, quiet) -> Path | None:
     finally:
         distributed.shutdown()
     bar.close()
-    path = _save(name, data, cfg, runs_dir, result)
+    path = save_run_of(name, data, cfg, runs_dir, result)
     m = result.metrics
     ranks = f" on {m['world_size']} ranks" if m.get("world_size", 1) > 1 else ""
     click.echo(
@@ -180,7 +180,7 @@ def train_and_save(name, data, cfg, runs_dir, quiet) -> Path | None:
     return path
 
 
-def _save(name, data, cfg, runs_dir, result) -> Path:
+def save_run_of(name, data, cfg, runs_dir, result) -> Path:
     """The run folder, with its training curve and (single-label tasks) test confusion matrix as PNGs."""
     import torch
 

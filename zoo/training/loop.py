@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -18,7 +17,7 @@ from torch.utils.data import Dataset as TorchDataset
 from zoo.data.dataset import Dataset, stratified_split
 from zoo.training import distributed
 from zoo.training.model import MLP, MLPSpec, count_parameters, fit_normalization, functional_forward
-from zoo.training.optim import make_optimizer
+from zoo.training.optim import learning_rates, make_optimizer
 
 
 @dataclass
@@ -165,8 +164,12 @@ def evaluate_logits(model: MLP, X: torch.Tensor, y: torch.Tensor, loss_fn, norma
     return loss, float(correct.mean()) if len(correct) else float("nan")
 
 
-def fit(data: Dataset, cfg: TrainConfig, *, on_epoch=None) -> TrainResult:
-    """Train an MLP on `data` as `cfg` says; returns the model (best validation loss when early stopping)."""
+def fit(data: Dataset, cfg: TrainConfig, *, on_epoch=None, deadline: float | None = None) -> TrainResult:
+    """Train an MLP on `data` as `cfg` says; returns the model (best validation loss when early stopping).
+
+    `deadline` (a time.monotonic() value) cuts the run at the first batch past it: that epoch is scored as it
+    stands and is the last (metrics["cut"]).
+    """
     device = resolve_device(cfg.device)
     ctx = distributed.from_env()
     if ctx is not None:
@@ -193,7 +196,7 @@ def fit(data: Dataset, cfg: TrainConfig, *, on_epoch=None) -> TrainResult:
     loss_fn = loss_function(data.task)
     opt = make_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay)
     loader = InMemoryBatches(Xtr, ytr, cfg.batch_size, torch.Generator().manual_seed(cfg.seed))
-    lr_at = learning_rates(cfg, len(loader))
+    lr_at = learning_rates(cfg.schedule, cfg.lr, cfg.epochs * len(loader))
     net = functional_forward(model)  # built after the optimizer rebinds the parameters to its flat buffer
     if ctx is not None:
         net = distributed.wrap(model.layers, device)  # DDP hooks all-reduce each step's gradients
@@ -206,10 +209,14 @@ def fit(data: Dataset, cfg: TrainConfig, *, on_epoch=None) -> TrainResult:
     # each epoch cost ~20% of mnist's training time (bench/train_bench.py).
     probe = slice(0, min(len(Xtr), TRAIN_ACCURACY_ROWS))
     loss_sum = torch.zeros((), device=device)
-    step = 0
+    step, cut = 0, False
     for epoch in range(1, cfg.epochs + 1):
         loss_sum.zero_()
+        batches = 0
         for batch in loader:
+            if deadline is not None and time.monotonic() > deadline:
+                cut = True
+                break
             if lr_at is not None:
                 opt.lr = lr_at(step)
                 step += 1
@@ -219,7 +226,8 @@ def fit(data: Dataset, cfg: TrainConfig, *, on_epoch=None) -> TrainResult:
             loss.backward()
             opt.step()
             loss_sum.add_(loss.detach())  # one op; read once per epoch, so no sync per step on CUDA
-        row = {"epoch": epoch, "train_loss": float(loss_sum) / len(loader)}  # mean of the epoch's batch losses
+            batches += 1
+        row = {"epoch": epoch, "train_loss": float(loss_sum) / max(1, batches)}  # mean of the epoch's batch losses
         row["train_accuracy"] = evaluate_logits(model, Xtr[probe], ytr[probe], loss_fn, normalized=True)[1]
         if len(va):
             row["val_loss"], row["val_accuracy"] = evaluate_logits(model, Xva, yva, loss_fn, normalized=True)
@@ -233,7 +241,7 @@ def fit(data: Dataset, cfg: TrainConfig, *, on_epoch=None) -> TrainResult:
                 stale += 1
         if on_epoch:
             on_epoch(row)
-        if cfg.patience and stale >= cfg.patience:
+        if cut or (cfg.patience and stale >= cfg.patience):
             break
     seconds = time.perf_counter() - t0
     # Hand back a plain model: fresh parameters of its own, not views into the optimizer's flat buffer.
@@ -241,13 +249,11 @@ def fit(data: Dataset, cfg: TrainConfig, *, on_epoch=None) -> TrainResult:
     model = MLP(spec)
     model.load_state_dict({k: v.detach().cpu().clone() for k, v in state.items()})
     model.eval()
-    Xte = torch.as_tensor(data.X_test, dtype=torch.float32)
-    test_loss, test_acc = evaluate_logits(model, Xte, _targets(data.y_test, data.task, "cpu"), loss_fn)
+    tested = score_test(model, data) if len(data.X_test) else {"test_accuracy": None, "test_loss": None}
     Xtr_raw = torch.as_tensor(X_all[tr], dtype=torch.float32)
     train_acc = evaluate_logits(model, Xtr_raw, _targets(y_all[tr], data.task, "cpu"), loss_fn)[1]
     metrics = {
-        "test_accuracy": test_acc,
-        "test_loss": test_loss,
+        **tested,
         "train_accuracy": train_acc,  # the whole training split, once, at the end
         # of the model handed back: the best epoch's under early stopping, else the last's
         "val_accuracy": history[(best_epoch if best_state is not None else len(history)) - 1].get("val_accuracy"),
@@ -258,27 +264,16 @@ def fit(data: Dataset, cfg: TrainConfig, *, on_epoch=None) -> TrainResult:
         "device": str(device),
         "threads": threads if device.type == "cpu" else None,
         "world_size": ctx.world_size if ctx is not None else 1,
+        **({"cut": True} if cut else {}),
     }
     return TrainResult(model, history, metrics)
 
 
-def learning_rates(cfg: TrainConfig, steps_per_epoch: int):
-    """Step -> learning rate for the schedule (None: constant, the optimizer's own)."""
-    if cfg.schedule == "constant":
-        return None
-    if cfg.schedule != "onecycle":
-        raise ValueError(f"unknown schedule {cfg.schedule!r}; expected constant or onecycle")
-    total = max(1, cfg.epochs * steps_per_epoch)
-    warm = max(1, int(0.3 * total))
-    low, final = cfg.lr / 25, cfg.lr / 25e4  # torch's OneCycleLR: div_factor 25, final_div_factor 1e4
-
-    def lr_at(step: int) -> float:
-        if step < warm:
-            return low + (cfg.lr - low) * step / warm
-        t = min(1.0, (step - warm) / max(1, total - warm))
-        return final + (cfg.lr - final) * 0.5 * (1 + math.cos(math.pi * t))
-
-    return lr_at
+def score_test(model: MLP, data: Dataset) -> dict:
+    """Test accuracy and loss of a trained (CPU) model on the dataset's test split."""
+    Xte = torch.as_tensor(data.X_test, dtype=torch.float32)
+    loss, acc = evaluate_logits(model, Xte, _targets(data.y_test, data.task, "cpu"), loss_function(data.task))
+    return {"test_accuracy": acc, "test_loss": loss}
 
 
 def rising_hint(history: list[dict], best_epoch: int, patience: int) -> str | None:

@@ -100,3 +100,26 @@ def make_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float =
     if name == "sgd":
         return FlatSGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay)
     raise ValueError(f"unknown optimizer {name!r}; expected adam or sgd")
+
+
+def learning_rates(schedule: str, lr: float, total_steps: int):
+    """Step -> learning rate for a schedule (None: constant, the optimizer's own lr).
+
+    onecycle: a linear warm-up from lr/25 to lr over 30% of the steps, then cosine down to lr/25e4 (the shape and
+    factors of torch's OneCycleLR, without its momentum cycling).
+    """
+    if schedule == "constant":
+        return None
+    if schedule != "onecycle":
+        raise ValueError(f"unknown schedule {schedule!r}; expected constant or onecycle")
+    total = max(1, total_steps)
+    warm = max(1, int(0.3 * total))
+    low, final = lr / 25, lr / 25e4
+
+    def lr_at(step: int) -> float:
+        if step < warm:
+            return low + (lr - low) * step / warm
+        t = min(1.0, (step - warm) / max(1, total - warm))
+        return final + (lr - final) * 0.5 * (1 + math.cos(math.pi * t))
+
+    return lr_at

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from zoo.data.dataset import from_arrays
-from zoo.training.loop import TrainConfig, fit, learning_rates, rising_hint
+from zoo.training.loop import TrainConfig, fit, rising_hint
+from zoo.training.optim import learning_rates
 
 
 def noise():
@@ -38,9 +39,9 @@ def test_early_stopping_keeps_the_best_epochs_weights_and_reports_its_accuracy()
 
 
 def test_one_cycle_warms_up_then_anneals():
-    lr_at = learning_rates(TrainConfig(lr=1e-2, epochs=10, schedule="onecycle"), steps_per_epoch=10)
+    lr_at = learning_rates("onecycle", 1e-2, 100)
     rates = [lr_at(s) for s in range(100)]
     peak = int(np.argmax(rates))
     assert rates[0] == pytest.approx(1e-2 / 25) and peak == 30 and rates[peak] == pytest.approx(1e-2)
     assert all(a <= b for a, b in zip(rates[:peak], rates[1 : peak + 1])) and all(a >= b for a, b in zip(rates[peak:], rates[peak + 1 :]))
-    assert rates[-1] < 1e-4 and learning_rates(TrainConfig(), 10) is None
+    assert rates[-1] < 1e-4 and learning_rates("constant", 1e-3, 10) is None
