@@ -11,16 +11,19 @@ folders), offsets and sizes checked, a cap on regions and on registered bytes, a
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
 import stat
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
 import numpy as np
 
+from zoo.core.contract import TensorSpec
 from zoo.core.repository import shown
 from zoo.server.errors import InvalidInput, NotAllowed, NotFound, RegionExists
 
@@ -202,6 +205,19 @@ class SharedMemory:
             )
         region.check(target.offset, target.byte_size)
         region.write(target.offset, array)
+
+    def check_outputs(self, targets: dict[str, Target], outputs: Iterable[TensorSpec], rows: int) -> None:
+        """Before the model runs: each output bound for a region fits the bytes the client gave it, inside the region."""
+        for spec in outputs:
+            t = targets.get(spec.name)
+            if t is not None:
+                need = rows * spec.dtype.itemsize * math.prod(spec.shape[1:])
+                if t.byte_size < need:
+                    raise InvalidInput(
+                        f"output {spec.name!r} of {rows} rows needs {need} bytes; {t.byte_size} were given "
+                        f"in shared-memory region {t.region!r}"
+                    )
+                self.region(t.region).check(t.offset, t.byte_size)
 
 
 class _Refused(SharedMemory):

@@ -3,7 +3,6 @@ client's shared-memory regions when a tensor's parameters name one)."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -63,17 +62,7 @@ def decode(request: pb.ModelInferRequest, card: ModelCard, shm: SharedMemory | N
     if targets:
         if shm is None:
             raise InvalidInput("this server does not take shared-memory outputs")
-        rows = len(call.rows)
-        for spec in card.outputs:  # checked before the model runs: a too-small region fails fast
-            t = targets.get(spec.name)
-            if t is not None:
-                need = rows * spec.dtype.itemsize * math.prod(spec.shape[1:])
-                if t.byte_size < need:
-                    raise InvalidInput(
-                        f"output {spec.name!r} of {rows} rows needs {need} bytes; {t.byte_size} were given "
-                        f"in shared-memory region {t.region!r}"
-                    )
-                shm.region(t.region).check(t.offset, t.byte_size)  # bounds-checked now, not after the work
+        shm.check_outputs(targets, card.outputs, len(call.rows))  # before the model runs: a too-small region fails fast
         call.extra[SHM_OUTPUTS] = targets
     return call
 

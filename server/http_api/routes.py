@@ -20,6 +20,7 @@ from zoo.server.dataplane import DataPlane
 from zoo.server.errors import InvalidInput
 from zoo.server.http_api import codec
 from zoo.server.http_api.messages import to_json
+from zoo.server.shm import is_local
 
 # The protocol's health answer: 200 means true, a 4xx false (Triton answers 400; so do we).
 NOT_READY = 400
@@ -36,6 +37,12 @@ class Call:
     params: Mapping[str, str]  # path parameters: name, version
     body: bytes | bytearray = b""
     header_length: str | None = None  # the Inference-Header-Content-Length header
+    remote: str | None = None  # the peer's address: shared memory is for peers on this host
+
+    @property
+    def local(self) -> bool:
+        """Whether the caller is on this host (loopback or a Unix socket)."""
+        return is_local(self.remote)
 
 
 @dataclass(slots=True)
@@ -88,12 +95,11 @@ class Endpoints:
             ("POST", "/v2/repository/index", self.index),
             ("POST", "/v2/repository/models/{name}/load", self.load),
             ("POST", "/v2/repository/models/{name}/unload", self.unload),
-            # Triton's HTTP shared-memory endpoints: refused, naming gRPC, which serves them (never a silent 404)
-            ("GET", "/v2/systemsharedmemory/status", self.shared_memory),
-            ("GET", "/v2/systemsharedmemory/region/{name}/status", self.shared_memory),
-            ("POST", "/v2/systemsharedmemory/region/{name}/register", self.shared_memory),
-            ("POST", "/v2/systemsharedmemory/unregister", self.shared_memory),
-            ("POST", "/v2/systemsharedmemory/region/{name}/unregister", self.shared_memory),
+            ("GET", "/v2/systemsharedmemory/status", self.shm_status),
+            ("GET", "/v2/systemsharedmemory/region/{name}/status", self.shm_status),
+            ("POST", "/v2/systemsharedmemory/region/{name}/register", self.shm_register),
+            ("POST", "/v2/systemsharedmemory/unregister", self.shm_unregister),
+            ("POST", "/v2/systemsharedmemory/region/{name}/unregister", self.shm_unregister),
         ]
 
     # health
@@ -154,18 +160,36 @@ class Endpoints:
         await self.plane.unload(call.params["name"])
         return Reply(content_type=None)
 
-    # shared memory
+    # system shared memory (clients on this host only), as Triton serves it over HTTP
 
-    async def shared_memory(self, call: Call) -> Reply:
-        raise InvalidInput(codec.SHM_OVER_GRPC)
+    async def shm_status(self, call: Call) -> Reply:
+        self.plane.shm.guard(call.local)
+        rows = self.plane.shm.status(call.params.get("name", ""))
+        return reply([{"name": n, "key": k, "offset": o, "byte_size": b} for n, k, o, b in rows])
+
+    async def shm_register(self, call: Call) -> Reply:
+        self.plane.shm.guard(call.local)
+        expected = '{"key": "/name", "offset": 0, "byte_size": N}'
+        doc = _options(call.body, expected)
+        key, offset, size = doc.get("key"), doc.get("offset", 0), doc.get("byte_size")
+        if not isinstance(key, str) or type(offset) is not int or type(size) is not int:
+            raise InvalidInput(f"expected a JSON object {expected}; got key {key!r}, offset {offset!r}, byte_size {size!r}")
+        self.plane.register_region(call.params["name"], key, offset, size)
+        return Reply(content_type=None)
+
+    async def shm_unregister(self, call: Call) -> Reply:
+        self.plane.shm.guard(call.local)
+        self.plane.unregister_region(call.params.get("name", ""))
+        return Reply(content_type=None)
 
     # inference
 
     async def infer(self, call: Call) -> Reply:
+        shm = self.plane.shm.for_peer(call.local)  # a tensor naming a region: this host only
         if len(call.body) > DECODE_INLINE_BYTES:
-            request = await asyncio.to_thread(codec.decode, call.body, call.header_length)
+            request = await asyncio.to_thread(codec.decode, call.body, call.header_length, shm)
         else:
-            request = codec.decode(call.body, call.header_length)
+            request = codec.decode(call.body, call.header_length, shm)
         result = await self.plane.infer(call.params["name"], call.params.get("version", ""), request.call)
         body, json_length = codec.encode(result, request)
         if json_length is None:

@@ -115,7 +115,7 @@ def _endpoint(handler: Handler, limits: BodyLimits, cap: ConnectionCap):
                 return _response(error(400, "the request body ended early"))
         cap.begin(request.protocol)
         try:
-            return _response(await handler(Call(request.match_info, body, header_length)))
+            return _response(await handler(Call(request.match_info, body, header_length, request.remote)))
         finally:
             cap.end(request.protocol)
 

@@ -9,9 +9,13 @@ import signal
 import socket
 import uuid
 
+import grpc
 import numpy as np
 import pytest
-from tests.integration.server.server_helpers import ThreadServer, reference, rows_for, settings_for, start_subprocess_server
+from tests.integration.server.server_helpers import ThreadServer, reference, rows_for, settings_for, start_subprocess_server, wait_until
+from tests.integration.server.test_workers import on_worker
+
+from zoo.proto import grpc_service_pb2 as pb
 
 shm = pytest.importorskip("tritonclient.utils.shared_memory")
 tc = pytest.importorskip("tritonclient.grpc")
@@ -153,6 +157,8 @@ def test_an_object_truncated_after_registration_is_refused_and_the_server_keeps_
         shm.set_shared_memory_region(handle, [x])
         with tc.InferenceServerClient(f"127.0.0.1:{port}") as c:
             c.register_system_shared_memory(name, key, x.nbytes)  # under --workers 2 the other worker learns it too
+        for i in (0, 1) if workers == "2" else ():  # every worker holds the region before the client spoils its object
+            wait_until(lambda: on_worker(port, i, lambda stub: _knows(stub, name)), f"worker {i} to learn region {name}")  # noqa: B023
         os.truncate(f"/dev/shm/{name}", 0)
         inp = tc.InferInput("input", list(x.shape), "FP32")
         inp.set_shared_memory(name, x.nbytes)
@@ -172,6 +178,16 @@ def test_an_object_truncated_after_registration_is_refused_and_the_server_keeps_
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0, "".join(lines)
+
+
+def _knows(stub, name: str) -> bool:
+    try:
+        stub.SystemSharedMemoryStatus(pb.SystemSharedMemoryStatusRequest(name=name), timeout=30)
+        return True
+    except grpc.RpcError as e:
+        if e.code() != grpc.StatusCode.NOT_FOUND:
+            raise
+        return False
 
 
 def _ipv6_loopback() -> bool:
@@ -203,31 +219,64 @@ def test_a_client_on_ipv6_loopback_is_local(model_repo, region):
         srv.stop()
 
 
-def test_http_refuses_shared_memory_naming_grpc_never_ignoring_it(server, region, model_repo):
-    # Before: an output naming a region was answered 200 with the output in the body, the region left untouched.
+def test_http_shared_memory_as_triton_serves_it(server, region, model_repo):
+    # Before: no HTTP endpoints (404), and an output naming a region was answered 200 in the body, the region untouched.
     http = pytest.importorskip("tritonclient.http")
-    x = rows_for(model_repo, "iris", 2, seed=25)
-    name, key, handle = region(x.nbytes)
-    shm.set_shared_memory_region(handle, [x])
+    x = rows_for(model_repo, "iris", 8, seed=25)
+    in_name, in_key, in_handle = region(x.nbytes + 64)
+    out_name, out_key, out_handle = region(512)
+    shm.set_shared_memory_region(in_handle, [x], offset=64)
     c = http.InferenceServerClient(f"127.0.0.1:{server.server.http_port}")
-    refusals = [
-        lambda: c.register_system_shared_memory(name, key, x.nbytes),
-        lambda: c.get_system_shared_memory_status(),
-        lambda: c.get_system_shared_memory_status(name),
-        lambda: c.unregister_system_shared_memory(name),
-        lambda: c.unregister_system_shared_memory(),
-    ]
-    shm_in = http.InferInput("input", list(x.shape), "FP32")
-    shm_in.set_shared_memory(name, x.nbytes)
-    body_in = http.InferInput("input", list(x.shape), "FP32")
-    body_in.set_data_from_numpy(x)
-    shm_out = http.InferRequestedOutput("probabilities")
-    shm_out.set_shared_memory(name, x.nbytes)
-    refusals += [lambda: c.infer("iris", [shm_in]), lambda: c.infer("iris", [body_in], outputs=[shm_out])]
-    for call in refusals:
+    c.register_system_shared_memory(in_name, in_key, x.nbytes + 64)
+    c.register_system_shared_memory(out_name, out_key, 512)
+    status = c.get_system_shared_memory_status(in_name)
+    assert [(r["name"], r["key"], int(r["offset"]), int(r["byte_size"])) for r in status] == [(in_name, in_key, 0, x.nbytes + 64)]
+    assert {r["name"] for r in c.get_system_shared_memory_status()} >= {in_name, out_name}
+    inp = http.InferInput("input", list(x.shape), "FP32")
+    inp.set_shared_memory(in_name, x.nbytes, offset=64)
+    probs = http.InferRequestedOutput("probabilities")
+    probs.set_shared_memory(out_name, 8 * 3 * 4, offset=100)
+    label = http.InferRequestedOutput("label", binary_data=True)
+    result = c.infer("iris", [inp], outputs=[probs, label])
+    want = reference(model_repo, "iris", 2, x)
+    np.testing.assert_allclose(shm.get_contents_as_numpy(out_handle, np.float32, [8, 3], offset=100), want["probabilities"], atol=1e-6)
+    np.testing.assert_array_equal(result.as_numpy("label"), want["label"])
+    assert result.get_output("probabilities")["parameters"] == {
+        "shared_memory_region": out_name, "shared_memory_byte_size": 96, "shared_memory_offset": 100,
+    }  # fmt: skip
+    small = http.InferRequestedOutput("probabilities")
+    small.set_shared_memory(out_name, 8)  # 8 rows x 3 classes x 4 bytes do not fit in 8
+    for call, says in (
+        (lambda: c.infer("iris", [inp], outputs=[small]), "needs 96 bytes; 8 were given"),
+        (lambda: c.register_system_shared_memory("big", in_key, 1 << 20), "holds"),
+        (lambda: c.register_system_shared_memory("bad", "/../etc/passwd", 16), "directly under /dev/shm"),
+    ):
         with pytest.raises(http.InferenceServerException) as e:
             call()
-        assert e.value.status() == "400" and "served over gRPC only" in e.value.message(), e.value
-    np.testing.assert_array_equal(shm.get_contents_as_numpy(handle, np.float32, list(x.shape)), x)  # untouched
-    assert c.infer("iris", [body_in]).as_numpy("probabilities").shape == (2, 3)
+        assert e.value.status() == "400" and says in e.value.message(), e.value
+    c.unregister_system_shared_memory(in_name)
+    with pytest.raises(http.InferenceServerException) as e:
+        c.infer("iris", [inp])
+    assert e.value.status() == "400" and "no shared-memory region" in e.value.message()
+    c.unregister_system_shared_memory()
+    assert c.get_system_shared_memory_status() == []
     c.close()
+
+
+def test_http_shared_memory_is_off_unless_allowed(model_repo, region):
+    http = pytest.importorskip("tritonclient.http")
+    srv = ThreadServer(settings_for(model_repo)).start()
+    try:
+        c = http.InferenceServerClient(f"127.0.0.1:{srv.server.http_port}")
+        name, key, _ = region(64)
+        out = http.InferRequestedOutput("probabilities")
+        out.set_shared_memory(name, 64)
+        inp = http.InferInput("input", [1, 4], "FP32")
+        inp.set_data_from_numpy(np.ones((1, 4), np.float32))
+        for call in (lambda: c.register_system_shared_memory(name, key, 64), lambda: c.infer("iris", [inp], outputs=[out])):
+            with pytest.raises(http.InferenceServerException) as e:
+                call()
+            assert e.value.status() == "400" and "--allow-shared-memory" in e.value.message()
+        c.close()
+    finally:
+        srv.stop()
