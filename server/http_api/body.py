@@ -61,9 +61,9 @@ async def read_body(request: web.Request, header_length: str | None, limits: Bod
             raise BodyError(400, f"the request body could not be read: {_kind(e)}") from None
         except Exception as e:
             # zlib's and brotli's own errors reach here from a Content-Encoding the body does not match.
-            if isinstance(e, ConnectionError | asyncio.CancelledError):
+            if isinstance(e, ConnectionError) or "Content-Encoding" not in request.headers:
                 raise
-            encoding = request.headers.get("Content-Encoding", "")[:40]
+            encoding = request.headers["Content-Encoding"][:40]
             raise BodyError(400, f"the request body does not match its Content-Encoding {encoding!r}") from None
         if not chunk:
             json_size(header_length, len(body), limits.max_json)
