@@ -16,7 +16,7 @@ import os
 import re
 import stat
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
@@ -30,6 +30,7 @@ from zoo.server.errors import InvalidInput, NotAllowed, NotFound, RegionExists
 SHM_ROOT = "/dev/shm"
 REGION, OFFSET, BYTE_SIZE = "shared_memory_region", "shared_memory_offset", "shared_memory_byte_size"
 _KEY = re.compile(r"/?[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
+WIDEST = 8  # bytes per element of the widest tensor datatype (FP64, INT64)
 REMOTE = "shared memory is for clients on the server's own host; this request came from another one"
 
 
@@ -191,10 +192,23 @@ class SharedMemory:
             raise InvalidInput(f"no shared-memory region {shown(name)} is registered: register it with SystemSharedMemoryRegister first")
         return r
 
-    def input_bytes(self, params: dict[str, Any], tensor: str) -> memoryview | None:
-        """The bytes of an input that lives in shared memory (per its parameters), or None when it does not."""
+    def input_bytes(self, params: dict[str, Any], tensor: str, shape: Sequence[int]) -> memoryview | None:
+        """The bytes of an input that lives in shared memory (per its parameters), or None when it does not.
+
+        They are copied out, so more than the tensor's shape can hold (at 8 bytes an element, the widest datatype)
+        is refused before anything is read: a client cannot make the server copy a whole large region.
+        """
         target = parse_target(params, tensor)
-        return None if target is None else self.region(target.region).read(target.offset, target.byte_size)
+        if target is None:
+            return None
+        region = self.region(target.region)
+        most = WIDEST * math.prod(shape)
+        if target.byte_size > most:
+            raise InvalidInput(
+                f"input {tensor!r} of shape {list(shape)} holds at most {most} bytes; "
+                f"{BYTE_SIZE} {target.byte_size} of shared-memory region {shown(target.region)} is more"
+            )
+        return region.read(target.offset, target.byte_size)
 
     def write(self, target: Target, array: np.ndarray) -> None:
         """Copy an output into the client's region."""

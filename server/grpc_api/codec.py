@@ -33,7 +33,7 @@ def inputs(request: pb.ModelInferRequest, shm: SharedMemory | None = None) -> li
     out = []
     for i, t in enumerate(request.inputs):
         if t.parameters and shm is not None:
-            region = shm.input_bytes(parameters(t.parameters), t.name)
+            region = shm.input_bytes(parameters(t.parameters), t.name, t.shape)
             if region is not None:
                 out.append(InputTensor(t.name, t.datatype, t.shape, raw=region))
                 continue

@@ -190,7 +190,7 @@ def _inputs(items: Any, binary: memoryview, has_header_length: bool, shm: Shared
         if regions is not None:
             if "data" in t or BINARY_DATA_SIZE in tensor_params:
                 raise InvalidInput(f"input {_shown(name)} names a shared-memory region and also carries data: send it one way")
-            out.append(InputTensor(name, datatype, shape, raw=regions.input_bytes(tensor_params, name)))
+            out.append(InputTensor(name, datatype, shape, raw=regions.input_bytes(tensor_params, name, shape)))
             continue
         size = tensor_params.get(BINARY_DATA_SIZE)
         if size is None:

@@ -38,7 +38,7 @@ def test_inputs_are_read_at_their_offset_and_outputs_land_at_theirs(objects):
     with open(f"/dev/shm{key}", "r+b") as f:  # the client writes its rows at offset 1024 + 16
         f.seek(1024 + 16)
         f.write(np.arange(8, dtype="<f4").tobytes())
-    data = mem.input_bytes({"shared_memory_region": "r", "shared_memory_byte_size": 32, "shared_memory_offset": 16}, "input")
+    data = mem.input_bytes({"shared_memory_region": "r", "shared_memory_byte_size": 32, "shared_memory_offset": 16}, "input", [2, 4])
     np.testing.assert_array_equal(np.frombuffer(data, np.float32), np.arange(8))
     mem.write(Target("r", 100, 12), np.array([7, 8, 9], np.float32))
     with open(f"/dev/shm{key}", "rb") as f:
@@ -70,16 +70,16 @@ def test_an_object_shrunk_after_registration_is_a_clear_error_not_a_crash(object
     os.truncate(f"/dev/shm{key}", 0)  # what a careless (or hostile) client does to its own object
     params = {"shared_memory_region": "r", "shared_memory_byte_size": 64, "shared_memory_offset": 16}
     with pytest.raises(InvalidInput) as e:
-        mem.input_bytes(params, "input")
+        mem.input_bytes(params, "input", [4, 4])
     assert "'r'" in str(e.value) and "holds 0 bytes now" in str(e.value) and f"{1024 + 16 + 64} expected" in str(e.value)
     with pytest.raises(InvalidInput, match="holds 0 bytes now"):
         mem.write(Target("r", 0, 64), np.zeros(4, np.float32))
     assert os.path.getsize(f"/dev/shm{key}") == 0  # a refused write does not grow the client's object back
     os.truncate(f"/dev/shm{key}", 1024 + 40)  # shrunk to the middle of a read: a short read, still refused
     with pytest.raises(InvalidInput, match=f"holds {1024 + 40} bytes now"):
-        mem.input_bytes(params, "input")
+        mem.input_bytes(params, "input", [4, 4])
     os.truncate(f"/dev/shm{key}", 4096)  # grown back: served again
-    assert bytes(mem.input_bytes(params, "input")) == b"\0" * 64
+    assert bytes(mem.input_bytes(params, "input", [4, 4])) == b"\0" * 64
 
 
 def test_an_unlinked_or_replaced_object_keeps_serving_the_registered_one(objects):
@@ -94,6 +94,15 @@ def test_an_unlinked_or_replaced_object_keeps_serving_the_registered_one(objects
     assert bytes(mem.region("r").read(0, 64)) == b"\1" * 64
     mem.write(Target("r", 0, 4), np.array([0], np.int32))
     assert bytes(mem.region("r").read(0, 8)) == b"\0" * 4 + b"\1" * 4
+
+
+def test_an_input_is_never_read_past_what_its_shape_can_hold(objects):
+    mem = SharedMemory(allowed=True)
+    mem.register("r", objects(1 << 20), 0, 1 << 20)
+    params = {"shared_memory_region": "r", "shared_memory_byte_size": 1 << 20}
+    with pytest.raises(InvalidInput, match=r"input 'input' of shape \[2, 4\] holds at most 64 bytes; shared_memory_byte_size 1048576"):
+        mem.input_bytes(params, "input", [2, 4])  # a whole megabyte would be copied for 8 values
+    assert len(mem.input_bytes(params, "input", [1024, 128])) == 1 << 20
 
 
 def test_caps_on_regions_and_registered_bytes(objects):
