@@ -2,6 +2,7 @@
 
     python bench/shm_bench.py                       # 5 rounds, 6 s per target each; prints a Markdown table
     python bench/shm_bench.py --rounds 1 --duration 2 --before 72c7630
+    python bench/shm_bench.py --in-process --rounds 15     # the server's own work per request, no RPC
 
 **before** = the server at --before (inputs are numpy views of a mapping of the client's object), built from git
 into bench/out/shm-base; **after** = this checkout (pread/pwrite on the descriptor kept at registration). Both run
@@ -50,6 +51,66 @@ def start_before(repository: Path, commit: str) -> targets.Target:
     return targets._launch("before", cmd, targets.ZOO_LINE, env=targets._env(PYTHONPATH=str(tree)), cwd=tree)
 
 
+def in_process(onnx: str, card, rounds: int, calls: int = 50) -> None:
+    """The server's own work per 1,024-row request, one process, no RPC: read the input (a view of a mapping before,
+    pread on the kept descriptor after), the finite check, onnxruntime on 1 thread; interleaved, medians of rounds."""
+    import mmap
+    import os
+    import time
+    import uuid
+
+    import numpy as np
+    import onnxruntime as ort
+
+    from zoo.server.inference import check_finite
+    from zoo.server.shm import SharedMemory
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(onnx, opts, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    x = np.random.default_rng(0).normal(0, 1, (1024, card.num_features)).astype(np.float32)
+    key = f"zoo-shm-bench-{uuid.uuid4().hex[:8]}"
+    with open(f"/dev/shm/{key}", "wb") as f:
+        f.write(x.tobytes())
+    fd = os.open(f"/dev/shm/{key}", os.O_RDWR)
+    mapping = mmap.mmap(fd, x.nbytes)
+    os.close(fd)
+    mem = SharedMemory(allowed=True)
+    mem.register("r", "/" + key, 0, x.nbytes)
+    params = {"shared_memory_region": "r", "shared_memory_byte_size": x.nbytes}
+
+    def before() -> None:
+        a = np.frombuffer(memoryview(mapping)[: x.nbytes], np.float32).reshape(x.shape)
+        check_finite(a, card)
+        sess.run(None, {name: a})
+
+    def after() -> None:
+        a = np.frombuffer(mem.input_bytes(params, "input", x.shape), np.float32).reshape(x.shape)  # type: ignore[arg-type]
+        check_finite(a, card)
+        sess.run(None, {name: a})
+
+    def per_call_us(fn) -> float:
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        return (time.perf_counter() - t0) / calls * 1e6
+
+    try:
+        per_call_us(before), per_call_us(after)  # warm-up
+        runs = [(per_call_us(before), per_call_us(after)) for _ in range(rounds)]
+    finally:
+        mem.unregister()
+        mapping.close()
+        os.unlink(f"/dev/shm/{key}")
+    b, a = statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
+    ratios = [r[0] / r[1] for r in runs]
+    print(f"| in process, {rounds} rounds of {calls} calls | before (mapping) | after (pread) | after ÷ before, rows/s |")
+    print("|---|---|---|---|")
+    print(f"| µs per 1,024-row request | {b:,.0f} | {a:,.0f} | **{statistics.median(ratios):.3f}** ({min(ratios):.3f}–{max(ratios):.3f}) |")
+    print(f"| rows/s | {1024e6 / b:,.0f} | {1024e6 / a:,.0f} | |")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=5)
@@ -57,10 +118,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=float, default=1.0)
     p.add_argument("--concurrency", type=int, default=4)
     p.add_argument("--before", default=BEFORE, help=f"the commit to compare with (default {BEFORE})")
+    p.add_argument("--in-process", action="store_true", help="only the server's own work per request, in this process")
     args = p.parse_args(argv)
     cfg = BenchConfig()
     prepare_models(["mnist"], cfg)
     model = cfg.models["mnist"]
+    if args.in_process:
+        from zoo.core import repository
+
+        onnx = Path(model["onnx"])
+        in_process(str(onnx), repository.read_card(cfg.repository, "mnist", int(onnx.parent.name)), args.rounds)
+        return 0
     work = Path(tempfile.mkdtemp(prefix="shm-bench-"))
     data = load.input_data(work / "input.json", model["selfcheck"], model["features"])
     repo = Path(cfg.repository)
