@@ -116,37 +116,36 @@ def latency(zoo: targets.Target, features: int, duration: float) -> dict:
     }
 
 
-def throughput(cfg: BenchConfig, zoo: targets.Target, duration: float, scratch: Path) -> dict:
-    """perf_analyzer -i http at C=16, 1 row: JSON and binary tensors, zoo and Triton."""
+def throughput(cfg: BenchConfig, zoo: targets.Target, duration: float, scratch: Path, rounds: int) -> dict:
+    """perf_analyzer -i http at C=16, 1 row: JSON and binary tensors, zoo and Triton, in alternating order each round
+    (a busy machine's drift falls on both); medians over the rounds."""
     m = cfg.models[MODEL]
     data = load.input_data(scratch / "input.json", m["selfcheck"], m["features"])
-    out: dict = {}
-    triton = None
     try:
         triton = targets.start_triton(Path(m["onnx"]), MODEL, delay_us=cfg.triton_delay_us, max_batch=cfg.max_batch)
     except targets.StartFailed as e:
-        out["triton"] = f"did not start: {e}"
-    for path in ("http-json", "http-binary"):
-        for name, t in (("zoo", zoo), ("triton", triton)):
-            if t is None:
-                continue
-            r = load.perf_analyzer(
-                t.http_address,
-                MODEL,
-                data,
-                scratch / "pa.csv",
-                path=path,
-                rows=1,
-                concurrency=16,
-                duration=duration,
-                warmup=1.0,
-                pids=t.pids(),
-            )
-            out[f"{path} {name}"] = {k: round(r[k], 2) for k in ("req_per_s", "p50_ms", "p99_ms")}
-        if triton is not None:
-            out[f"{path} zoo/triton"] = round(out[f"{path} zoo"]["req_per_s"] / out[f"{path} triton"]["req_per_s"], 2)
-    if triton is not None:
+        return {"triton": f"did not start: {e}"}
+    runs: dict[str, list[dict]] = {}
+    try:
+        for i in range(rounds):
+            for path in ("http-json", "http-binary"):
+                order = [("zoo", zoo), ("triton", triton)]
+                for name, t in order if i % 2 == 0 else order[::-1]:
+                    r = load.perf_analyzer(
+                        t.http_address, MODEL, data, scratch / "pa.csv", path=path, rows=1, concurrency=16,
+                        duration=duration, warmup=1.0, pids=t.pids(),
+                    )  # fmt: skip
+                    runs.setdefault(f"{path} {name}", []).append(r)
+    finally:
         triton.stop()
+    out: dict = {}
+    for key, rs in runs.items():
+        out[key] = {k: round(float(np.median([r[k] for r in rs])), 2) for k in ("req_per_s", "p50_ms", "p99_ms")}
+        cpu = [r["server_cpu_cores"] * 1e6 / r["req_per_s"] for r in rs if r.get("server_cpu_cores")]
+        out[key]["server_cpu_us_per_req"] = round(float(np.median(cpu))) if cpu else None  # less swayed by a busy box
+    for path in ("http-json", "http-binary"):
+        ratios = [z["req_per_s"] / t["req_per_s"] for z, t in zip(runs[f"{path} zoo"], runs[f"{path} triton"], strict=True)]
+        out[f"{path} zoo/triton"] = {"median": round(float(np.median(ratios)), 2), "rounds": [round(r, 2) for r in ratios]}
     return out
 
 
@@ -154,6 +153,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", default="memory,latency,throughput")
     ap.add_argument("--duration", type=float, default=10.0)
+    ap.add_argument("--rounds", type=int, default=3, help="throughput rounds (medians)")
     args = ap.parse_args()
     cfg = BenchConfig()
     prepare_models([MODEL], cfg)
@@ -169,7 +169,7 @@ def main() -> None:
         if "latency" in only:
             result["latency"] = latency(zoo, features, args.duration)
         if "throughput" in only:
-            result["throughput"] = throughput(cfg, zoo, args.duration, scratch)
+            result["throughput"] = throughput(cfg, zoo, args.duration, scratch, args.rounds)
     finally:
         zoo.stop()
         targets.stop_all()
