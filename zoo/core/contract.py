@@ -65,6 +65,13 @@ class TensorSpec:
         return NUMPY_DTYPES[self.datatype]
 
 
+def _threshold(value: Any) -> float | list[float]:
+    """A card's default_threshold: one number, or a list of numbers (per class)."""
+    if isinstance(value, list):
+        return [float(v) for v in value]
+    return float(value)
+
+
 @dataclass
 class ModelCard:
     """The facts of one exported model version, as recorded in its metadata.json."""
@@ -74,7 +81,7 @@ class ModelCard:
     task: str
     feature_names: list[str]
     class_names: list[str]
-    default_threshold: float
+    default_threshold: float | list[float]  # a list (one per class) only for multilabel models
     model_sha256: str
     selfcheck_inputs: list[list[float]] = field(default_factory=list)
     selfcheck_probabilities: list[list[float]] = field(default_factory=list)
@@ -114,7 +121,7 @@ class ModelCard:
                 task=str(d["task"]),
                 feature_names=[str(x) for x in d["feature_names"]],
                 class_names=[str(x) for x in d["class_names"]],
-                default_threshold=float(d["default_threshold"]),
+                default_threshold=_threshold(d["default_threshold"]),
                 model_sha256=str(d["model_sha256"]),
                 selfcheck_inputs=list(selfcheck.get("inputs", [])),
                 selfcheck_probabilities=list(selfcheck.get("probabilities", [])),
@@ -134,7 +141,12 @@ class ModelCard:
     def _check_values(self) -> None:
         """ValueError naming the first value that cannot be what it claims (the card is served as the model's facts)."""
         t = self.default_threshold
-        if not (math.isfinite(t) and 0.0 <= t <= 1.0):
+        if isinstance(t, list) and (self.task != "multilabel" or len(t) != self.num_classes):
+            raise ValueError(
+                f"metadata default_threshold may be a list only for a multilabel model, one per class ({self.num_classes}); "
+                f"got {len(t)} numbers for a {self.task} model"
+            )
+        if not all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in (t if isinstance(t, list) else [t])):
             raise ValueError(f"metadata default_threshold must be a number in [0, 1] (it is compared with probabilities); got {t!r}")
         if self.task == "binary" and self.num_classes != 2:
             raise ValueError(f"metadata task binary needs exactly 2 class_names; got {self.num_classes}")

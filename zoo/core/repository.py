@@ -20,7 +20,12 @@ CONFIG_FILE = "config.pbtxt"
 # Figures a training run made, carried into the version folder at export: figure -> file name. The names are fixed
 # here, so a reader never builds a path from a request or from metadata; metadata.json's "figures" maps each
 # figure carried to the SHA-256 of its bytes.
-FIGURES = {"training_curve": "training_curve.png", "confusion_matrix": "confusion_matrix.png"}
+FIGURES = {
+    "training_curve": "training_curve.png",
+    "confusion_matrix": "confusion_matrix.png",
+    "reliability_diagram": "reliability_diagram.png",  # drawn at export (zoo.training.decisions)
+    "precision_recall": "precision_recall.png",  # drawn at export when the threshold is chosen on validation rows
+}
 FIGURES_KEY = "figures"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 MAX_NAME_LENGTH = 128

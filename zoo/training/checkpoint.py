@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save
 
 from zoo.core import reference
 from zoo.core.atomic import publish_dir, remove_stale_staging, remove_tree, staging_dir, write_bytes, write_json
-from zoo.data.dataset import Dataset
+from zoo.data.dataset import Dataset, stratified_split
 from zoo.training.model import MLP, MLPSpec
 
 WEIGHTS_FILE = "model.safetensors"
@@ -38,6 +38,21 @@ class Run:
         """Held-out test rows (features, targets) saved with the run."""
         with np.load(self.path / HOLDOUT_FILE, allow_pickle=False) as z:
             return z["X"], z["y"]
+
+    def validation(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The run's validation rows (features, targets); None for runs saved before zoo kept them."""
+        with np.load(self.path / HOLDOUT_FILE, allow_pickle=False) as z:
+            return (z["X_val"], z["y_val"]) if "X_val" in z.files else None
+
+
+def validation_rows(data: Dataset, config: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The validation rows training held out of the training split (zoo.training.loop.fit splits them the same way)."""
+    fraction, seed = float(config.get("val_fraction", 0.0) or 0.0), int(config.get("seed", 0) or 0)
+    if fraction > 0 and len(data.X_train) >= 10:
+        _, va = stratified_split(data.y_train, fraction, seed)
+    else:
+        va = np.arange(0)
+    return data.X_train[va].astype(np.float32), data.y_train[va]
 
 
 def new_run_id() -> str:
@@ -84,7 +99,8 @@ def save_run(
         write_json(stage / CONFIG_FILE, config)
         write_json(stage / METRICS_FILE, {**metrics, "history": history})
         buf = io.BytesIO()
-        np.savez(buf, X=data.X_test[:HOLDOUT_ROWS].astype(np.float32), y=data.y_test[:HOLDOUT_ROWS])
+        X_val, y_val = validation_rows(data, config)  # what `zoo export` calibrates and picks thresholds on
+        np.savez(buf, X=data.X_test[:HOLDOUT_ROWS].astype(np.float32), y=data.y_test[:HOLDOUT_ROWS], X_val=X_val, y_val=y_val)
         write_bytes(stage / HOLDOUT_FILE, buf.getvalue())
         for fname, blob in (extra_files or {}).items():
             write_bytes(stage / fname, blob)

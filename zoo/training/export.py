@@ -19,7 +19,7 @@ from zoo.core.atomic import publish_dir, remove_stale_staging, remove_tree, stag
 from zoo.core.contract import DEFAULT_BATCHING, INPUT_NAME, OUTPUT_NAMES, ModelCard
 from zoo.core.onnx_session import open_session
 from zoo.training.checkpoint import Run
-from zoo.training.model import MLP
+from zoo.training.model import MLP, logits_to_probabilities
 
 OPSET = 18
 PARITY_TOLERANCE = 1e-5
@@ -33,14 +33,23 @@ class ExportError(RuntimeError):
 class DecisionGraph(nn.Module):
     """Raw features -> (probabilities, one_hot, label), the decision made in-graph as zoo.core.decision does it."""
 
-    def __init__(self, model: MLP, threshold: float):
+    def __init__(self, model: MLP, threshold: float | list[float], temperature: float = 1.0):
         super().__init__()
-        self.model, self.task, self.threshold = model, model.spec.task, float(threshold)
+        self.model, self.task, self.temperature = model, model.spec.task, float(temperature)
+        self.per_class = isinstance(threshold, list)  # multilabel only (zoo.core.decision.as_threshold checks)
+        self.threshold = torch.tensor(threshold, dtype=torch.float32) if self.per_class else float(threshold)
         self.register_buffer("classes", torch.arange(model.spec.num_classes))
 
     def forward(self, x: torch.Tensor):
-        p = self.model.probabilities(x)
+        logits = self.model(x)
+        if self.temperature != 1.0:  # temperature scaling (zoo.training.calibration): same order, calibrated spread
+            logits = logits / self.temperature
+        p = logits_to_probabilities(logits, self.task)
         t = self.threshold
+        if self.per_class:  # the most probable of the classes set, -1 when none is
+            is_set = p >= t
+            k = torch.where(is_set, p, torch.full_like(p, -1.0)).argmax(dim=1)
+            return p, is_set.float(), torch.where(is_set.any(dim=1), k, torch.full_like(k, -1))
         if self.task == "binary":
             pos = p[:, 1] >= t
             return p, torch.stack([~pos, pos], dim=1).float(), pos.long()
@@ -85,7 +94,7 @@ def _onnx_export(graph: DecisionGraph, num_features: int, path: Path, opset: int
         )
 
 
-def parity_report(graph: DecisionGraph, onnx_path: Path, X: np.ndarray, threshold: float) -> dict:
+def parity_report(graph: DecisionGraph, onnx_path: Path, X: np.ndarray, threshold: float | list[float]) -> dict:
     """Compare torch and onnxruntime on X, and each row alone vs in the batch; `passed` says if the gate holds."""
     with torch.no_grad():
         p_t, oh_t, lab_t = (t.numpy() for t in graph(torch.as_tensor(X)))
@@ -163,16 +172,30 @@ def _carry_figures(run_path: Path, stage: Path) -> dict[str, str]:
 
 
 def export_run(
-    run: Run, repo_root: str | Path, name: str | None = None, threshold: float | None = None, opset: int = OPSET
+    run: Run,
+    repo_root: str | Path,
+    name: str | None = None,
+    threshold: float | list[float] | str | None = None,
+    opset: int = OPSET,
+    calibration: str = "temperature",
+    target_precision: float | None = None,
+    target_recall: float | None = None,
 ) -> ExportResult:
-    """Export a run as the next version of `name`; raise ExportError (leaving nothing behind) on any failure."""
+    """Export a run as the next version of `name`; raise ExportError (leaving nothing behind) on any failure.
+
+    The logits are temperature-scaled on the validation rows (`calibration`); `threshold` is a number, one per
+    class (multilabel), None (the task's default) or "auto" (chosen on the validation rows: zoo.training.operating_point).
+    """
     import onnx
     import onnxruntime
 
+    from zoo.training.decisions import decide
+
     name = repository.check_name(name or run.info["name"])
     task = run.info["task"]
-    t = decision.default_threshold(task) if threshold is None else float(threshold)
-    graph = DecisionGraph(run.model, t).eval()
+    chosen = decide(run, calibration, threshold, target_precision, target_recall)
+    t = chosen.threshold
+    graph = DecisionGraph(run.model, t, chosen.temperature).eval()
     X, _ = run.holdout()
     X = np.ascontiguousarray(X, dtype=np.float32)
     model_dir = Path(repo_root) / name
@@ -208,15 +231,18 @@ def export_run(
             "onnxruntime_version": onnxruntime.__version__,
             "opset": opset,
             "parity": parity,
+            "calibration": chosen.calibration,
         }
         _stamp_metadata(onnx_path, facts)
+        if chosen.operating_point:  # metadata.json only: it carries the validation curve
+            facts["operating_point"] = chosen.operating_point
         if reference.KEY in run.info:  # metadata.json only (it is long); runs trained before zoo recorded it have none
             facts[reference.KEY] = run.info[reference.KEY]
         # Stamping rewrote the file: check once more that the bytes we ship still load and match.
         if not parity_report(graph, onnx_path, X[:SELFCHECK_ROWS], t)["passed"]:
             raise ExportError(f"parity gate failed for {name} after writing metadata")
         sha = repository.sha256_file(onnx_path)
-        figures = _carry_figures(run.path, stage)
+        figures = {**_carry_figures(run.path, stage), **chosen.write_figures(stage)}
         while True:  # a concurrent export may take our version number: take the next one
             version = repository.next_version(repo_root, name)
             metadata = {**facts, "version": version, "model_sha256": sha, repository.FIGURES_KEY: figures, "selfcheck": selfcheck}

@@ -14,6 +14,7 @@ from zoo.data.dataset import from_arrays
 from zoo.training.checkpoint import load_run, save_run
 from zoo.training.export import ExportError, export_run
 from zoo.training.loop import TrainConfig, fit
+from zoo.training.model import logits_to_probabilities
 
 OUTS = list(OUTPUT_NAMES)
 
@@ -30,7 +31,8 @@ def test_exported_model_matches_torch_and_is_batch_invariant(runs_and_repo):
         X, _ = run.holdout()
         sess = session(repository.verify_model_file(repo, card))
         p, oh, lab = sess.run(OUTS, {"input": X})
-        p_torch = run.model.probabilities(torch.as_tensor(X)).detach().numpy()
+        temperature = card.extra["calibration"]["temperature"]  # the graph serves the calibrated probabilities
+        p_torch = logits_to_probabilities(run.model(torch.as_tensor(X)) / temperature, card.task).detach().numpy()
         assert np.abs(p - p_torch).max() <= 1e-5
         for i in range(len(X)):
             pi, ohi, labi = sess.run(OUTS, {"input": X[i:i + 1]})
@@ -147,10 +149,11 @@ def test_the_runs_figures_are_carried_into_the_version_with_their_digests(tmp_pa
         (run.path / fname).write_bytes(data)
     res = export_run(run, tmp_path / "models", name="tiny")
     card = repository.read_card(tmp_path / "models", "tiny", res.version)
-    assert repository.figures(card.extra) == {figure: repository.sha256_bytes(pngs[fname]) for figure, fname in repository.FIGURES.items()}
+    carried = {figure: repository.sha256_bytes(pngs[fname]) for figure, fname in repository.FIGURES.items() if fname in pngs}
+    assert {f: d for f, d in repository.figures(card.extra).items() if f in carried} == carried
     assert {fname: (res.path / fname).read_bytes() for fname in pngs} == pngs
     (run.path / "confusion_matrix.png").unlink()  # a run with fewer figures (multilabel draws no matrix)
     (run.path / "training_curve.png").unlink()
     res = export_run(run, tmp_path / "models", name="tiny")
-    assert json.loads((res.path / repository.METADATA_FILE).read_text())["figures"] == {}
-    assert not [p for p in res.path.iterdir() if p.suffix == ".png"]
+    assert set(json.loads((res.path / repository.METADATA_FILE).read_text())["figures"]) == {"reliability_diagram"}  # drawn at export
+    assert [p.name for p in res.path.iterdir() if p.suffix == ".png"] == ["reliability_diagram.png"]
