@@ -1,4 +1,6 @@
-"""The HTTP server of the v2 REST API on aiohttp: binding, TLS, the bearer token, body limits and the error edge.
+"""The HTTP server of the v2 REST API on aiohttp: binding, TLS, the bearer token and the error edge.
+
+Bodies are read by body.py (size, deadline and rate), connections kept under a cap by connections.py.
 
 aiohttp's Application serves on the event loop already running (uvloop, beside grpc.aio) with no signal handlers
 of its own, so REST and gRPC requests reach the same DataPlane and batch together. Chosen by measurement (1-row
