@@ -43,7 +43,7 @@ class ModelInfo:
     task: str
     feature_names: list[str]
     class_names: list[str]
-    default_threshold: float | None
+    default_threshold: float | list[float] | None  # a list: one per class (multilabel)
     inputs: list[tuple[str, str, list[int]]] = field(default_factory=list)  # (name, datatype, shape)
     outputs: list[tuple[str, str, list[int]]] = field(default_factory=list)
 
@@ -182,6 +182,12 @@ def _split_names(value: str) -> list[str]:
     return [str(n) for n in names]
 
 
+def _threshold(text: str) -> float | list[float]:
+    """The config's default_threshold: a number, or a JSON array of one per class."""
+    value = json.loads(text) if text.lstrip().startswith("[") else float(text)
+    return [float(v) for v in value] if isinstance(value, list) else value
+
+
 def model_info(md: pb.ModelMetadataResponse, cfg: pb.ModelConfigResponse) -> ModelInfo:
     """ModelInfo from the ModelMetadata and ModelConfig answers (names live in the config's parameters)."""
     params = {k: p.string_value for k, p in cfg.config.parameters.items()}
@@ -194,7 +200,7 @@ def model_info(md: pb.ModelMetadataResponse, cfg: pb.ModelConfigResponse) -> Mod
         task=params.get(contract.CONFIG_TASK, ""),
         feature_names=_split_names(params.get(contract.CONFIG_FEATURE_NAMES, "")),
         class_names=_split_names(params.get(contract.CONFIG_CLASS_NAMES, "")),
-        default_threshold=float(threshold) if threshold else None,
+        default_threshold=_threshold(threshold) if threshold else None,
         inputs=[(t.name, t.datatype, [int(d) for d in t.shape]) for t in md.inputs],
         outputs=[(t.name, t.datatype, [int(d) for d in t.shape]) for t in md.outputs],
     )

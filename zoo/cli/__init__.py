@@ -14,7 +14,7 @@ COMMANDS = {
     "list": ("zoo.cli.models", "list_cmd", "train"),
     "train": ("zoo.cli.train", "train", "train"),
     "tune": ("zoo.cli.tune", "tune", "train"),
-    "export": ("zoo.cli.train", "export", "train"),
+    "export": ("zoo.cli.export", "export", "train"),
     "bootstrap": ("zoo.cli.train", "bootstrap", "train"),
     "evaluate": ("zoo.cli.models", "evaluate", "train"),
     "info": ("zoo.cli.models", "info", "train"),

@@ -1,4 +1,4 @@
-"""The training story on the command line: `zoo train`, `zoo export`, and `zoo bootstrap` (the default zoo)."""
+"""The training story on the command line: `zoo train` and `zoo bootstrap` (the default zoo); `zoo export` is zoo.cli.export."""
 
 from __future__ import annotations
 
@@ -192,30 +192,6 @@ def save_run_of(name, data, cfg, runs_dir, result) -> Path:
     # Named as `zoo export` looks for them: it carries them into the version folder, for the server's model pages.
     extra = plots.run_figures(name, result.history, data.task, data.y_test, probs, data.class_names)
     return save_run(runs_dir, name, result.model, data, cfg.to_dict(), result.metrics, result.history, extra)
-
-
-@click.command()
-@click.argument("name")
-@click.option("--runs", "runs_dir", default=DEFAULT_RUNS, show_default=True)
-@click.option("--repository", default=DEFAULT_REPOSITORY, show_default=True)
-@click.option("--run", "run_path", type=click.Path(file_okay=False, exists=True), help="Export this run folder instead of the latest.")
-@click.option("--threshold", type=click.FloatRange(0, 1), help="Default decision threshold baked into the graph.")
-def export(name, runs_dir, repository, run_path, threshold) -> None:
-    """Export the latest run of NAME to ONNX as the next version in the repository (parity-checked)."""
-    from zoo.training.checkpoint import latest_run, load_run
-    from zoo.training.export import ExportError, export_run
-
-    try:
-        run = load_run(run_path or latest_run(runs_dir, name))
-        result = export_run(run, repository, name=name, threshold=threshold)
-    except (FileNotFoundError, ExportError, ValueError) as e:
-        fail(str(e))
-    p = result.parity
-    click.echo(f"exported {result.name} version {result.version} -> {result.path}")
-    click.echo(
-        f"parity on {p['rows']} held-out rows: max |p_torch - p_onnx| = {p['max_abs_diff_probabilities']:.2e} "
-        f"(<= {p['tolerance']:.0e}), one-hot agreement {p['one_hot_agreement']:.0%}, batch-invariant"
-    )
 
 
 @click.command()

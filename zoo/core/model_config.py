@@ -26,7 +26,8 @@ def build(card: ModelCard, batching: Batching, *, runtime: dict[str, str] | None
     cfg.dynamic_batching.max_queue_delay_microseconds = batching.max_queue_delay_us
     params = {
         contract.CONFIG_TASK: card.task,
-        contract.CONFIG_DEFAULT_THRESHOLD: repr(card.default_threshold),
+        # a number, or a JSON array of one per class (multilabel)
+        contract.CONFIG_DEFAULT_THRESHOLD: json.dumps(t) if isinstance(t := card.default_threshold, list) else repr(t),
         contract.CONFIG_FEATURE_NAMES: json.dumps(card.feature_names),
         contract.CONFIG_CLASS_NAMES: json.dumps(card.class_names),
         **(runtime or {}),

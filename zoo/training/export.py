@@ -70,6 +70,7 @@ class ExportResult:
     name: str
     version: int
     parity: dict
+    metadata: dict  # what metadata.json holds
 
 
 def _onnx_export(graph: DecisionGraph, num_features: int, path: Path, opset: int) -> None:
@@ -258,4 +259,4 @@ def export_run(
         raise
     # The same message the server's ModelConfig RPC answers with, so Triton and zoo read one configuration.
     write_text(model_dir / repository.CONFIG_FILE, model_config.to_pbtxt(model_config.build(card, DEFAULT_BATCHING)))
-    return ExportResult(final, name, version, parity)
+    return ExportResult(final, name, version, parity, metadata)

@@ -1,0 +1,40 @@
+"""Temperature scaling: fitted on validation rows, it keeps or improves calibration and never changes a decision's order."""
+
+import numpy as np
+import pytest
+import torch
+
+from zoo.data import get_recipe
+from zoo.training.calibration import calibrate_run, fit_temperature, logits_to_probabilities, run_logits
+from zoo.training.checkpoint import load_run, save_run
+from zoo.training.loop import TrainConfig, fit
+
+
+def test_fit_temperature_recovers_a_known_overconfidence():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(scale=2.0, size=(4000, 5))
+    p = torch.softmax(torch.as_tensor(logits), 1).numpy()
+    y = np.array([rng.choice(5, p=row) for row in p])  # labels drawn from the logits' own probabilities: T = 1
+    assert fit_temperature(logits * 3.0, y, "multiclass") == pytest.approx(3.0, rel=0.1)
+    yb = (rng.random(4000) < 1 / (1 + np.exp(-logits[:, 0]))).astype(int)
+    assert fit_temperature(logits[:, :1] * 0.5, yb, "binary") == pytest.approx(0.5, rel=0.1)
+
+
+@pytest.mark.parametrize("name", ["iris", "wine", "breast-cancer", "digits"])
+def test_calibration_keeps_or_improves_the_recipes_and_never_changes_an_argmax(tmp_path, name):
+    r = get_recipe(name)
+    data = r.load()
+    cfg = TrainConfig(**r.defaults)
+    res = fit(data, cfg)
+    run = load_run(save_run(tmp_path, name, res.model, data, cfg.to_dict(), res.metrics, res.history))
+    temperature, rec = calibrate_run(run, "temperature")
+    assert rec["method"] == "temperature" and rec["temperature"] == temperature > 0
+    # The test splits are small (30 to 360 rows, 15 bins): "keeps" allows the noise of a few rows.
+    assert rec["test_ece_after"] <= rec["test_ece_before"] + 0.03, rec
+    assert rec["test_nll_after"] <= rec["test_nll_before"] + 0.01, rec
+    X = np.concatenate([run.holdout()[0], data.X_train])
+    z = run_logits(run, X)
+    before, after = logits_to_probabilities(z, data.task), logits_to_probabilities(z, data.task, temperature)
+    assert np.array_equal(before.argmax(1), after.argmax(1))
+    if data.task == "binary":  # a sigmoid keeps 0.5 where it was
+        assert np.array_equal(before[:, 1] >= 0.5, after[:, 1] >= 0.5)
