@@ -5,7 +5,7 @@
     python bench/shm_bench.py --in-process --rounds 15     # the server's own work per request, no RPC
 
 **before** = the server at --before (inputs are numpy views of a mapping of the client's object), built from git
-into bench/out/shm-base; **after** = this checkout (pread/pwrite on the descriptor kept at registration). Both run
+into bench/out/shm-before; **after** = this checkout or --after COMMIT (pread/pwrite on the descriptor kept at registration). Both run
 one process, 1 intra-op thread, --max-batch-size 1024, shared memory allowed; the load is perf_analyzer
 --shared-memory system at C=4, 1,024 rows per request (input from the model's self-check rows). Each round runs both
 targets back to back, alternating which goes first; the after ÷ before ratio is per round, then the median.
@@ -25,9 +25,9 @@ from serving.runner import BenchConfig, prepare_models
 BEFORE = "72c7630"  # the last commit that read shared memory through a mapping
 
 
-def start_before(repository: Path, commit: str) -> targets.Target:
+def start_at(repository: Path, commit: str, name: str) -> targets.Target:
     """The server at `commit`, as serve_bench starts its before server, with shared memory allowed."""
-    tree = targets.build_before(commit, targets.OUT / "shm-base")
+    tree = targets.build_before(commit, targets.OUT / f"shm-{name}")
     cmd = [
         targets.PYTHON,
         "-m",
@@ -48,7 +48,7 @@ def start_before(repository: Path, commit: str) -> targets.Target:
         "1",
         "--allow-shared-memory",
     ]
-    return targets._launch("before", cmd, targets.ZOO_LINE, env=targets._env(PYTHONPATH=str(tree)), cwd=tree)
+    return targets._launch(name, cmd, targets.ZOO_LINE, env=targets._env(PYTHONPATH=str(tree)), cwd=tree)
 
 
 def in_process(onnx: str, card, rounds: int, calls: int = 50) -> None:
@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=float, default=1.0)
     p.add_argument("--concurrency", type=int, default=4)
     p.add_argument("--before", default=BEFORE, help=f"the commit to compare with (default {BEFORE})")
+    p.add_argument("--after", help="a commit to measure instead of this checkout (isolates one change: --before its parent)")
     p.add_argument("--in-process", action="store_true", help="only the server's own work per request, in this process")
     args = p.parse_args(argv)
     cfg = BenchConfig()
@@ -134,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     repo = Path(cfg.repository)
     runs: dict[str, list[dict]] = {"before": [], "after": []}
     try:
-        servers = {"before": start_before(repo, args.before), "after": targets.start_zoo(repo, name="after", http=False)}
+        after = start_at(repo, args.after, "after") if args.after else targets.start_zoo(repo, name="after", http=False)
+        servers = {"before": start_at(repo, args.before, "before"), "after": after}
         for r in range(args.rounds):
             order = ["before", "after"] if r % 2 == 0 else ["after", "before"]
             for name in order:
@@ -165,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("before", "after"):
         rs = runs[name]
         med = {k: statistics.median(x[k] for x in rs) for k in ("rows_per_s", "p50_ms", "p99_ms", "server_cpu_cores")}
-        label = f"{name} ({args.before}, mapping)" if name == "before" else "after (pread/pwrite)"
+        label = f"before ({args.before}, mapping)" if name == "before" else f"after ({args.after or 'this checkout'}, pread/pwrite)"
         ratio = f"**{statistics.median(ratios):.3f}** ({min(ratios):.3f}–{max(ratios):.3f})" if name == "after" else ""
         print(
             f"| {label} | {med['rows_per_s']:,.0f} | {med['p50_ms']:.2f} | {med['p99_ms']:.2f} | {med['server_cpu_cores']:.2f} | {ratio} |"
