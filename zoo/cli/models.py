@@ -46,9 +46,15 @@ def list_cmd(repository: str, runs_dir: str) -> None:
     help="Labelled file to score (default: the test split the model was trained with).",
 )
 @click.option("--target", help="Label column of --data.")
-@click.option("--plot", type=click.Path(dir_okay=False), help="Write the confusion matrix as a PNG here.")
-def evaluate(name, version, repository, data_file, target, plot) -> None:
-    """Score an exported model with onnxruntime: accuracy and confusion matrix.
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False),
+    help="Write the confusion matrix as a PNG here, and beside it the reliability diagram and precision-recall curve.",
+)
+@click.option("--threshold", help="Decide at this threshold (one per class for multilabel, comma-separated) instead of the model's.")
+def evaluate(name, version, repository, data_file, target, plot, threshold) -> None:
+    """Score an exported model with onnxruntime: accuracy, confusion matrix, per-class precision, recall and F1,
+    calibration (ECE) and coverage at the model's thresholds (or --threshold).
 
     Without --data, the test split is rebuilt from what training recorded (the recipe, or your file, its target
     column and split), so it never includes a training row.
@@ -89,6 +95,15 @@ def evaluate(name, version, repository, data_file, target, plot) -> None:
             if data.fingerprint() != card.extra.get("dataset_fingerprint"):
                 click.secho(f"warning: the data differs from what {name} was trained on", fg="yellow", err=True)
         ev = run_eval(repository, name, card.version, np.asarray(X, dtype=np.float32), y, card)
+        from zoo import decision_report
+        from zoo.core import decision
+        from zoo.evaluate import run_model
+
+        t = decision_report.parse_threshold(threshold)
+        t = card.default_threshold if t is None else t
+        decision.as_threshold(t, card.task, card.num_classes)  # ValueError: a list for a model that takes one number
+        p = run_model(repository, card, np.asarray(X, dtype=np.float32))["probabilities"]
+        facts = decision_report.report(p, y, card.task, t, card.class_names)
     except (DataError, KeyError, ValueError) as e:
         fail(str(e.args[0]) if isinstance(e, KeyError) else str(e))
     from zoo.plots import confusion_matrix_png, format_confusion_matrix
@@ -101,6 +116,28 @@ def evaluate(name, version, repository, data_file, target, plot) -> None:
 
             write_bytes(plot, confusion_matrix_png(ev.confusion, card.class_names, f"{name} v{card.version}: {source}"))
             click.echo(f"confusion matrix -> {plot}")
+    click.echo(decision_report.format_report(facts))
+    if plot:
+        _plot_decisions(plot, p, y, card, source)
+
+
+def _plot_decisions(plot: str, p, y, card, source: str) -> None:
+    """The reliability diagram and precision-recall curve, beside --plot's file."""
+    from pathlib import Path
+
+    from zoo import decision_report
+    from zoo.core.atomic import write_bytes
+    from zoo.decision_plots import pr_curve_png, reliability_png
+
+    base = Path(plot)
+    title = f"{card.name} v{card.version}: {source}"
+    for suffix, png in (
+        ("reliability", reliability_png({"served": (p, y)}, card.task, title)),
+        ("precision_recall", pr_curve_png(decision_report.curves(p, y, card.task, card.class_names), title)),
+    ):
+        path = base.with_name(f"{base.stem}_{suffix}.png")
+        write_bytes(path, png)
+        click.echo(f"{suffix.replace('_', '-')} -> {path}")
 
 
 @click.command()

@@ -1,6 +1,7 @@
 """`zoo export` calibrates and chooses operating points on the validation split; per-class thresholds end to end."""
 
 import json
+import re
 
 import numpy as np
 import onnxruntime as ort
@@ -39,8 +40,12 @@ def test_digits_at_target_precision_answers_fewer_rows_more_accurately(tmp_path)
     default, chosen = meta(tmp_path, "digits", 1)["operating_point"]["test"], meta(tmp_path, "digits", 2)["operating_point"]["test"]
     assert default["coverage"] == 1.0 and chosen["coverage"] < 1.0
     assert chosen["precision"] > default["precision"]
-    ev = zoo("evaluate", "digits", cwd=tmp_path).stdout
-    assert "coverage" in ev
+    coverage = [float(re.search(r"coverage ([0-9.]+)", zoo("evaluate", "digits", "--version", v, cwd=tmp_path).stdout)[1]) for v in "12"]
+    assert coverage[0] == 1.0 and coverage[1] < 1.0
+    ev = zoo("evaluate", "digits", "--plot", "cm.png", cwd=tmp_path).stdout
+    assert "precision" in ev and "ECE" in ev
+    for fname in ("cm.png", "cm_reliability.png", "cm_precision_recall.png"):
+        assert (tmp_path / fname).read_bytes()[:4] == b"\x89PNG"
 
 
 def test_an_unmeetable_target_says_what_to_do(tmp_path):
