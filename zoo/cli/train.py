@@ -49,6 +49,7 @@ def _parse_hidden(value: str | None):
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--threads", type=click.IntRange(0), default=0, show_default=True, help="CPU threads for training (0: auto, by step size).")
 @click.option("--schedule", type=click.Choice(["constant", "onecycle"]), help="Learning-rate schedule (default: the recipe's).")
+@click.option("--augment", type=click.Choice(["none", "flip"]), help="Mirror a random half of each batch of square images.")
 @click.option("--data-dir", help="Folder of the Fashion-MNIST IDX files (default /usr/share/datasets/fashion-mnist).")
 @click.option("--strict-labels", is_flag=True, help="Label warnings (case variants, classes with very few rows) are errors.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
@@ -73,6 +74,7 @@ def train(
     device,
     threads,
     schedule,
+    augment,
     data_dir,
     strict_labels,
     quiet,
@@ -90,6 +92,7 @@ def train(
         weight_decay=weight_decay,
         normalize=normalize,
         schedule=schedule,
+        augment=augment,
     )
     from zoo.training.loop import TrainConfig
 

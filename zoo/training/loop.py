@@ -16,6 +16,7 @@ from torch.utils.data import Dataset as TorchDataset
 
 from zoo.data.dataset import Dataset, stratified_split
 from zoo.training import distributed
+from zoo.training.augment import make_augment
 from zoo.training.model import MLP, MLPSpec, count_parameters, fit_normalization, functional_forward
 from zoo.training.optim import learning_rates, make_optimizer
 
@@ -36,6 +37,7 @@ class TrainConfig:
     val_fraction: float = 0.1  # held out of the training split for curves and early stopping
     patience: int = 0  # early stopping: epochs without a better validation loss (0 = off)
     schedule: str = "constant"  # constant | onecycle (warm up to lr over 30% of the steps, then cosine down)
+    augment: str = "none"  # none | flip (a random half of each batch of square images mirrored)
     normalize: str = "feature"  # feature | global | none
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 0  # CPU threads; 0 = auto: 1 for small steps (overhead-bound), all cores for big ones
@@ -196,6 +198,7 @@ def fit(data: Dataset, cfg: TrainConfig, *, on_epoch=None, deadline: float | Non
     loss_fn = loss_function(data.task)
     opt = make_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay)
     loader = InMemoryBatches(Xtr, ytr, cfg.batch_size, torch.Generator().manual_seed(cfg.seed))
+    augment = make_augment(cfg.augment, data.num_features, cfg.normalize, torch.Generator().manual_seed(cfg.seed + 1))
     lr_at = learning_rates(cfg.schedule, cfg.lr, cfg.epochs * len(loader))
     net = functional_forward(model)  # built after the optimizer rebinds the parameters to its flat buffer
     if ctx is not None:
@@ -221,6 +224,8 @@ def fit(data: Dataset, cfg: TrainConfig, *, on_epoch=None, deadline: float | Non
                 opt.lr = lr_at(step)
                 step += 1
             xb, yb = batch if ctx is None else distributed.shard(batch, ctx)
+            if augment is not None:
+                xb = augment(xb)
             loss = loss_fn(net(xb), yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
