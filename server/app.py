@@ -22,6 +22,9 @@ from zoo.server.grpc_api.servicer import InferenceServicer
 from zoo.server.grpc_api.stream import StreamLimits
 from zoo.server.http_api import HttpServer
 from zoo.server.metrics import Metrics
+from zoo.server.monitor import Monitor
+from zoo.server.monitor_metrics import MonitorCollector
+from zoo.server.payload_log import PayloadLog
 from zoo.server.registry import Registry
 from zoo.server.runtime import GpuRequired, provider_notice
 from zoo.server.settings import ServerSettings, SettingsError
@@ -86,7 +89,8 @@ class ZooServer:
     def __init__(self, settings: ServerSettings, *, registry_factory: RegistryFactory | None = None, worker=None):
         self.settings = settings
         self.worker = worker  # zoo.server.workers.WorkerLink when this process is one of --workers
-        self.metrics = Metrics(multiprocess=worker is not None)
+        self.monitor = Monitor(settings.drift_window) if settings.monitoring else None
+        self.metrics = Metrics(multiprocess=worker is not None, monitor=self.monitor)
         self.health = health.aio.HealthServicer()
         make = registry_factory or (lambda metrics, on_change: Registry(settings, metrics, on_change=on_change))
         self.registry = make(self.metrics, self._model_changed)
@@ -98,6 +102,15 @@ class ZooServer:
             announce=worker.announce if worker else None,
         )
         self.metrics.watch_queues(self.registry.queued)
+        if self.monitor is not None and worker is None:  # under --workers the supervisor adds every worker's up
+            self.metrics.registry.register(MonitorCollector(self.monitor.sources, settings.drift_all_features))
+        if settings.payload_log or settings.payload_log_url:
+            self.plane.payload_log = PayloadLog(
+                settings.payload_log or None,
+                max_bytes=int(settings.payload_log_max_mb * (1 << 20)),
+                sample=settings.payload_log_sample,
+                url=settings.payload_log_url or None,
+            )
         self.port: int | None = None
         self.http_port: int | None = None
         self.metrics_port: int | None = None
@@ -206,6 +219,10 @@ class ZooServer:
             await asyncio.wait_for(self._drain(grace), grace + SHUTDOWN_MARGIN_S)
         except TimeoutError:
             log.error("shutdown took longer than the grace period plus %.0f s; exiting anyway", SHUTDOWN_MARGIN_S)
+        if self.plane.payload_log is not None:
+            self.plane.payload_log.close()  # what the drain answered is in the log before the process ends
+        if self.monitor is not None:
+            self.monitor.close()
         self.metrics.close()
         log.info("zoo-server stopped")
 

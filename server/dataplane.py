@@ -13,12 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from zoo import __version__
-from zoo.core import contract, model_config
-from zoo.core.contract import ModelCard
+from zoo.core import contract, decision, model_config
+from zoo.core.contract import LABEL, PROBABILITIES, ModelCard
 from zoo.proto import model_config_pb2 as mc
 from zoo.server.errors import ModelNotFound, ModelNotReady, kind
 from zoo.server.inference import InferenceCall, InferenceResult, finish
 from zoo.server.metrics import Metrics, VersionStats
+from zoo.server.payload_log import PayloadLog, PayloadRecord
 from zoo.server.registry import LoadedVersion, Registry
 from zoo.server.settings import ServerSettings
 from zoo.server.shm import SharedMemory
@@ -63,6 +64,7 @@ class DataPlane:
         self.stats_folder = stats_folder  # under --workers: where the other workers' statistics snapshots are
         self.announce = announce  # under --workers: tells the supervisor about a change every worker must make
         self.shm = SharedMemory(allowed=settings.allow_shared_memory)
+        self.payload_log: PayloadLog | None = None  # --payload-log / --payload-log-url: set by the server at start
         self.started = False
         self.shutting_down = False  # drain() began: new requests are refused, accepted ones finish
         self._in_flight = 0  # requests started and not yet done
@@ -190,8 +192,30 @@ class DataPlane:
         except Exception as e:
             self.metrics.request_done(name, lv.version, len(call.rows), time.perf_counter() - pending.started, kind(e))
             raise
-        self.metrics.request_done(name, lv.version, len(call.rows), time.perf_counter() - pending.started, None)
+        seconds = time.perf_counter() - pending.started
+        self.metrics.request_done(name, lv.version, len(call.rows), seconds, None)
+        if self.metrics.monitor is not None or self.payload_log is not None:
+            self._watch(lv, call, pending.future.result(), result, seconds)
         return result
+
+    def _watch(self, lv: LoadedVersion, call: InferenceCall, graph: dict, result: InferenceResult, seconds: float) -> None:
+        """Hand an answered request to the monitor and, when sampled, to the payload log (neither does work here)."""
+        card = lv.card
+        p = graph[PROBABILITIES]
+        if LABEL in result.outputs:
+            labels = result.outputs[LABEL]
+        elif call.threshold is None or call.threshold == card.default_threshold:
+            labels = graph[LABEL]
+        else:  # the answer's decision at the request's threshold, though the client did not ask for labels
+            labels = decision.labels(p, card.task, call.threshold)
+        if self.metrics.monitor is not None:
+            self.metrics.monitor.observe(card, call.rows, p, labels)
+        plog = self.payload_log
+        if plog is not None and plog.sampled():
+            outputs = {**result.outputs, LABEL: labels} if LABEL not in result.outputs else result.outputs
+            plog.put(
+                PayloadRecord(card.name, lv.version, call.request_id, time.time_ns(), call.rows, call.threshold, outputs, seconds * 1e3)
+            )
 
     # repository
 

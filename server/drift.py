@@ -32,6 +32,8 @@ class DriftCounts:
     window_top: np.ndarray  # [TOP_BINS] window rows per top-probability bin
     rows: int  # rows served since the version loaded
     labels: np.ndarray  # [C + 1] rows per predicted label since it loaded
+    top: np.ndarray  # [TOP_BINS] rows per top-probability bin since it loaded
+    top_sum: float  # the sum of those rows' top probabilities
     out_of_range: np.ndarray | None  # [F] values outside the training [min, max] since it loaded
 
     def __add__(self, other: DriftCounts) -> DriftCounts:
@@ -45,6 +47,8 @@ class DriftCounts:
             self.window_top + other.window_top,
             self.rows + other.rows,
             self.labels + other.labels,
+            self.top + other.top,
+            self.top_sum + other.top_sum,
             both(self.out_of_range, other.out_of_range),
         )
 
@@ -65,6 +69,8 @@ class DriftWindow:
         self._top = np.zeros(size, dtype=np.int16)  # top-probability bin
         self._rows = 0
         self._label_totals = np.zeros(num_classes + 1, dtype=np.int64)
+        self._top_totals = np.zeros(TOP_BINS, dtype=np.int64)
+        self._top_sum = 0.0
         if reference is not None:
             self._bins = np.zeros((size, num_features), dtype=np.uint8)
             self._bin_counts = np.zeros((num_features, reference.bins), dtype=np.int64)
@@ -84,6 +90,8 @@ class DriftWindow:
         with self._lock:
             self._rows += len(x)
             self._label_totals += np.bincount(labels, minlength=self.num_classes + 1)
+            self._top_totals += np.bincount(top, minlength=TOP_BINS)
+            self._top_sum += float(np.sum(top_probability))
             if outside is not None:
                 self._out_of_range += outside
             keep = slice(max(0, len(x) - self.size), len(x))  # a batch larger than the window: its last rows
@@ -117,6 +125,8 @@ class DriftWindow:
                 window_top=np.bincount(self._top[live], minlength=TOP_BINS),
                 rows=self._rows,
                 labels=self._label_totals.copy(),
+                top=self._top_totals.copy(),
+                top_sum=self._top_sum,
                 out_of_range=self._out_of_range.copy() if self.reference is not None else None,
             )
 

@@ -19,6 +19,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import ThreadingWSGIServer
 
 from zoo.server.batcher import BatchReport
+from zoo.server.monitor import Monitor
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
@@ -70,8 +71,9 @@ class Metrics:
     them merged), and each worker writes its ModelStatistics counters to a snapshot file beside them.
     """
 
-    def __init__(self, multiprocess: bool = False) -> None:
+    def __init__(self, multiprocess: bool = False, monitor: Monitor | None = None) -> None:
         self.multiprocess = multiprocess
+        self.monitor = monitor  # the drift windows (None: --no-monitoring); an unloaded version's goes with its gauges
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter("zoo_requests", "Inference requests received", ["model", "version"], registry=r)
@@ -151,7 +153,9 @@ class Metrics:
         self.provider.labels(model, str(version), provider).set(1)
 
     def forget(self, model: str, version: int, provider: str) -> None:
-        """Drop the provider gauge of an unloaded version."""
+        """Drop the provider gauge (and the drift window) of an unloaded version."""
+        if self.monitor is not None:
+            self.monitor.forget(model, version)
         try:
             self.provider.remove(model, str(version), provider)
         except KeyError:

@@ -100,6 +100,21 @@ class ServerSettings(BaseSettings):
     )
     reuse_port: bool = Field(False, description="internal: a worker shares its ports with its siblings", json_schema_extra={"cli": False})
     keepalive_time: float = Field(60.0, gt=0, description="seconds between the server's keepalive pings on an idle connection")
+    monitoring: bool = Field(
+        True, description="watch each version's decisions and input drift against its training data (page and metrics)"
+    )
+    drift_window: int = Field(10_000, ge=100, le=1_000_000, description="served rows each version's drift figures cover (a sliding window)")
+    drift_all_features: bool = Field(
+        False, description="one drift and out-of-range series per feature even for wide models (else the 10 that moved most, and a summary)"
+    )
+    payload_log: str = Field("", description="folder for a JSON-lines log of sampled requests and their answers ('': no log)")
+    payload_log_max_mb: float = Field(100.0, gt=0, description="size at which a payload log file is closed and a new one started")
+    payload_log_sample: float = Field(1.0, ge=0, le=1, description="share of requests the payload log keeps (evenly spread)")
+    payload_log_url: str = Field("", description="also POST the payload log's records as CloudEvents batches to this URL")
+    otlp_endpoint: str = Field(
+        "", description="send OpenTelemetry traces over OTLP/HTTP to this URL (also OTEL_EXPORTER_OTLP_ENDPOINT; '': none)"
+    )
+    trace_sample: float = Field(0.1, ge=0, le=1, description="share of requests traced when the caller sends no sampled traceparent")
 
     @model_validator(mode="after")
     def _check_together(self) -> ServerSettings:

@@ -181,6 +181,52 @@ JS = r"""'use strict';
 })();
 """
 
+# The monitoring section redraws itself from monitor.json every few seconds (no reload), with textContent only.
+JS += r"""
+(function () {
+  const section = document.getElementById('monitor');
+  if (!section) return;
+  const url = section.dataset.monitor;
+  const every = Number(section.dataset.refreshMs);
+  let refreshes = 0;
+
+  function row(cells) {
+    const tr = document.createElement('tr');
+    cells.forEach(([text, numeric], i) => {
+      const cell = document.createElement(i === 0 ? 'th' : 'td');
+      if (i === 0) cell.scope = 'row';
+      if (numeric) cell.className = 'num';
+      cell.textContent = text;
+      tr.append(cell);
+    });
+    return tr;
+  }
+  const percent = (v) => (100 * v).toFixed(1) + ' %';
+
+  async function refresh() {
+    try {
+      const response = await fetch(url, {cache: 'no-store'});
+      if (!response.ok) return;  // a version that unloaded: the next page view says why
+      const data = await response.json();
+      document.getElementById('monitor-summary').textContent = data.rows
+        ? data.rows.toLocaleString('en') + ' rows answered since this version loaded; the figures cover the last '
+          + data.window_rows.toLocaleString('en') + '.'
+        : 'No request answered since this version loaded.';
+      document.getElementById('monitor-note').textContent = data.note;
+      document.getElementById('drift-rows').replaceChildren(...data.features.map((f) => row([
+        [f.feature], [f.verdict], [f.psi.toFixed(3), true], [f.out_of_range.toLocaleString('en'), true]])));
+      document.getElementById('label-rows').replaceChildren(...data.labels.map((x) => row([
+        [x.label], [percent(x.served), true], [x.training === null ? '—' : percent(x.training), true]])));
+      refreshes += 1;
+      section.dataset.refreshes = String(refreshes);  // tells a test that a redraw happened
+    } catch (e) {
+      // the server went away for a moment: try again at the next tick
+    }
+  }
+  setInterval(refresh, every);
+})();
+"""
+
 SVG = """<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#0b5cad"/>\
 <path d="M4 4h8L4 12h8" stroke="#fff" stroke-width="2" fill="none"/></svg>"""
 

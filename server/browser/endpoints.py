@@ -6,14 +6,17 @@ pages.py. Their errors are pages too: the same status table as the v2 API, the m
 
 from __future__ import annotations
 
+import orjson
+
 from zoo.core import repository
 from zoo.core.repository import shown
-from zoo.server.browser import pages
+from zoo.server.browser import monitoring, pages
 from zoo.server.browser.assets import ASSETS
 from zoo.server.browser.catalog import VersionInfo
+from zoo.server.browser.paths import version_path
 from zoo.server.browser.source import BrowserSource
 from zoo.server.dataplane import DataPlane
-from zoo.server.errors import ModelNotFound
+from zoo.server.errors import ModelNotFound, NotFound
 from zoo.server.http_api.routes import Call, Handler, Reply
 from zoo.server.http_api.status import status_for
 
@@ -42,6 +45,7 @@ class Browser:
             ("GET", "/", _as_page(self.index)),
             ("GET", PAGE, _as_page(self.model)),
             ("GET", VERSION_PAGE, _as_page(self.model)),
+            ("GET", VERSION_PAGE + "/monitor.json", self.monitor),
             ("GET", VERSION_PAGE + "/{figure}.png", _as_page(self.figure)),
         ]
         return table + [("GET", path, _asset(body, kind)) for path, (body, kind) in ASSETS.items()]
@@ -52,7 +56,21 @@ class Browser:
     async def model(self, call: Call) -> Reply:
         name, version = call.params["name"], call.params.get("version")
         infos = await self.source.catalog(name)
-        return _html(pages.model_page(infos, _pick(infos, name, version), self._server(), self.token_required))
+        shown = _pick(infos, name, version)
+        section = None
+        if shown.card is not None and self.plane.metrics.monitor is not None:
+            url = version_path(shown.name, shown.version) + "/monitor.json"
+            section = monitoring.section(monitoring.figures(self.plane.metrics.monitor.watched(shown.name, int(shown.version))), url)
+        return _html(pages.model_page(infos, shown, self._server(), self.token_required, section))
+
+    async def monitor(self, call: Call) -> Reply:
+        """The monitoring figures of a serving version, as JSON (the page's script redraws its section from them)."""
+        lv = await self.plane.lookup(call.params["name"], call.params["version"])
+        monitor = self.plane.metrics.monitor
+        if monitor is None:
+            raise NotFound("monitoring is off on this server (--no-monitoring)")
+        body = orjson.dumps(monitoring.figures(monitor.watched(lv.card.name, lv.version)))
+        return Reply(body=body, content_type="application/json", headers={**HEADERS, "Cache-Control": "no-store"})
 
     async def figure(self, call: Call) -> Reply:
         p = call.params

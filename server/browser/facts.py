@@ -39,6 +39,10 @@ PARITY_WORDS = {
 }
 FIGURE_TEXT = {  # figure -> (caption, what the image shows, for people who cannot see it)
     "training_curve": ("Training curve", "loss and accuracy per epoch on the training and validation splits"),
+    "reliability_diagram": (
+        "Reliability diagram",
+        "how often a predicted probability came true on the test split, before and after calibration (the diagonal is perfect)",
+    ),
     "confusion_matrix": ("Confusion matrix", "counts of each true class (rows) against the predicted class (columns) on the test split"),
 }
 
@@ -118,7 +122,7 @@ def _serving(label: str, info: VersionInfo) -> Html:
 def figures(info: VersionInfo) -> Html:
     items = []
     for figure in info.figures:
-        caption, what = FIGURE_TEXT[figure]
+        caption, what = FIGURE_TEXT.get(figure, (figure.replace("_", " ").capitalize(), "a figure zoo export carried with this version"))
         src = f"{version_path(info.name, info.version)}/{figure}.png"
         items.append(
             h(

@@ -37,8 +37,10 @@ def index_page(infos: Sequence[VersionInfo], server: tuple[str, str]) -> Html:
     return _document("Model zoo", main, server)
 
 
-def model_page(infos: Sequence[VersionInfo], shown: VersionInfo, server: tuple[str, str], token_required: bool) -> Html:
-    """One version of a model: its facts, serving statistics, training figures and the try-it form."""
+def model_page(
+    infos: Sequence[VersionInfo], shown: VersionInfo, server: tuple[str, str], token_required: bool, monitor: Html | None = None
+) -> Html:
+    """One version of a model: the try-it form, its monitoring section (when on), facts and training figures."""
     name = shown.name
     versions = [i for i in infos if i.version]
     nav = (
@@ -68,6 +70,7 @@ def model_page(infos: Sequence[VersionInfo], shown: VersionInfo, server: tuple[s
         nav,
         _contents() if shown.card else None,
         try_it.form(shown, token_required) if shown.card else None,
+        monitor if shown.card else None,
         h("section", h("h2", "Facts", id="facts"), facts.version_body(shown), aria_labelledby="facts") if shown.card else None,
         facts.figures(shown) if shown.card else None,
     ]
@@ -114,7 +117,8 @@ def _document(title: str, main: Child, server: tuple[str, str] | None, script: b
 
 def _contents() -> Html:
     """Links to a serving version's sections, in page order."""
-    links = [h("a", text, href=f"#{anchor}") for anchor, text in (("try-it", "Try it"), ("facts", "Facts"), ("training", "Training"))]
+    sections = (("try-it", "Try it"), ("monitoring", "Monitoring"), ("facts", "Facts"), ("training", "Training"))
+    links = [h("a", text, href=f"#{anchor}") for anchor, text in sections]
     return h("nav", "On this page: ", join(links, " · "), aria_label="On this page")
 
 

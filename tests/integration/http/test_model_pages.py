@@ -81,7 +81,7 @@ def test_try_it_on_iris_answers_as_onnxruntime(browser, origin, browsed_repo, tm
     card = repository.read_card(browsed_repo, "iris", 3)  # the default: the highest version
     assert "version 3" in browser.find_element(By.TAG_NAME, "h1").text
     images = browser.find_elements(By.CSS_SELECTOR, "figure img")
-    assert len(images) == 2
+    assert len(images) == len(repository.figures(card.extra)) >= 2  # the training curve, the confusion matrix, ...
     for img in images:  # the figures the run drew, served by the server, decoded by the browser
         _wait(browser, lambda d, img=img: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", img))
 
@@ -246,14 +246,14 @@ def _logs(driver) -> tuple[list[str], list[dict]]:
     return urls, driver.get_log("browser")
 
 
-def _assert_only_the_server(driver, origin: str) -> None:
+def _assert_only_the_server(driver, origin: str, called: str = "/infer") -> None:
     """Every request over the network went to the server, and the console holds no error (a CSP violation or a failed
     load logs one). chrome://, data: and about: URLs are the browser's own (its blank tab, its form controls' icons),
     off the network; our pages' CSP refuses data: anyway, and the console check would show it."""
     urls, console = _logs(driver)
     elsewhere = [u for u in urls if urlsplit(u).scheme in NETWORK and not u.startswith(origin + "/")]
     assert not elsewhere, elsewhere
-    assert {origin + "/assets/try.js", origin + "/assets/zoo.css"} <= set(urls) and any(u.endswith("/infer") for u in urls)
+    assert {origin + "/assets/try.js", origin + "/assets/zoo.css"} <= set(urls) and any(u.endswith(called) for u in urls)
     assert not [e for e in console if e["level"] == "SEVERE"], console
 
 
@@ -261,3 +261,31 @@ def _screenshot(driver, folder: Path, name: str) -> None:
     path = folder / f"{name}.png"
     assert driver.save_screenshot(str(path))
     print(f"screenshot: {path}")
+
+
+def test_the_monitoring_section_redraws_itself_as_requests_drift(browser, origin, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    from tests.integration.http.http_helpers import infer, infer_json
+    from zoo.data import get_recipe
+
+    data = get_recipe("iris").load()
+    _logs(browser)
+    browser.get(origin + "/models/iris/versions/1")
+    section = browser.find_element(By.ID, "monitor")
+    port = int(urlsplit(origin).port)
+    # the training rows with one feature moved far: the page, already open, must show it without a reload
+    shifted = data.X_train.astype(np.float32).copy()
+    shifted[:, 3] += 2.5
+    assert infer(port, "iris", infer_json(shifted), version="1").status == 200
+    _wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, "#drift-rows tr th").text == data.feature_names[3])
+    first = [c.text for c in browser.find_elements(By.CSS_SELECTOR, "#drift-rows tr:first-child > *")]
+    assert first[0] == data.feature_names[3] and first[1] == "shifted" and float(first[2]) > 1.0
+    assert int(first[3].replace(",", "")) >= 0.9 * len(shifted)  # values beyond the training maximum
+    assert int(section.get_attribute("data-refreshes")) >= 1  # redrawn by the script, not reloaded
+    summary = browser.find_element(By.ID, "monitor-summary").text
+    assert f"{len(shifted):,} rows answered" in summary or "rows answered" in summary
+    labels = [r.find_element(By.TAG_NAME, "th").text for r in browser.find_elements(By.CSS_SELECTOR, "#label-rows tr")]
+    assert labels == [*data.class_names, "no class"]
+    _screenshot(browser, tmp_path, "iris-monitoring")
+    _assert_only_the_server(browser, origin, called="/monitor.json")

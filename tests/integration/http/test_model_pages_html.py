@@ -270,3 +270,19 @@ def test_the_token_guards_every_page(browsed_repo):
         assert page.one("form", id="try")["data-token"] == "required"  # the curl command it shows sends the token
     finally:
         srv.stop()
+
+
+def test_the_monitoring_figures_are_served_as_json_for_the_page(port, browsed_repo):
+    page = get_page(port, "/models/breast-cancer")
+    section = page.one("section", id="monitor")
+    assert section["data-monitor"] == "/models/breast-cancer/versions/1/monitor.json"
+    before = call(port, "GET", section["data-monitor"]).json()
+    x = rows_for(browsed_repo, "breast-cancer", 5, seed=9)
+    assert infer(port, "breast-cancer", infer_json(x)).status == 200
+    after = call(port, "GET", section["data-monitor"]).json()
+    assert after["rows"] == before["rows"] + 5 and after["window_rows"] == min(after["rows"], after["window_size"])
+    card = repository.read_card(browsed_repo, "breast-cancer", 1)
+    assert [x["label"] for x in after["labels"]] == [*card.class_names, "no class"]
+    assert sum(x["served"] for x in after["labels"]) == pytest.approx(1.0)
+    assert len(after["features"]) == 10 and all(f["verdict"] in ("stable", "moving", "shifted") for f in after["features"])
+    assert call(port, "GET", "/models/breast-cancer/versions/7/monitor.json").status == 404

@@ -1,0 +1,132 @@
+"""Live monitoring of every loaded version: what it decides and how its inputs compare with its training data.
+
+The request path only appends (rows, labels, top probability) of each answered request to a list; a thread folds
+what has gathered into each version's drift window (server/drift.py) in whole batches, so monitoring adds no
+numpy work to a request's latency. Readers (the model page, metrics, statistics snapshots for other workers) fold
+first, so what they show includes every request answered before they asked.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from zoo.core import reference
+from zoo.core.contract import ModelCard
+from zoo.server.drift import DEFAULT_WINDOW, DriftCounts, DriftWindow
+
+log = logging.getLogger("zoo.server")
+
+FOLD_EVERY_S = 0.1  # the folding thread's pace: figures are at most this much behind between reads
+FOLD_ROWS = 4096  # ... or sooner, once this many rows wait
+
+
+@dataclass(frozen=True)
+class Watched:
+    """One monitored version: its window and its training reference (None: exported before zoo recorded one)."""
+
+    card: ModelCard
+    window: DriftWindow
+    reference: reference.Reference | None
+    why_no_reference: str
+
+
+class Monitor:
+    """The drift windows of the loaded versions, fed through a list the request path appends to."""
+
+    def __init__(self, window_rows: int = DEFAULT_WINDOW):
+        self.window_rows = window_rows
+        self._watched: dict[tuple[str, int], Watched] = {}
+        self._pending: list[tuple[DriftWindow, np.ndarray, np.ndarray, np.ndarray]] = []
+        self._pending_rows = 0
+        self._lock = threading.Lock()  # guards _pending and _watched; windows have their own
+        self._fold_lock = threading.Lock()  # one folder at a time, so rows reach a window in the order they came
+        self._wake = threading.Event()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="zoo-monitor", daemon=True)
+        self._thread.start()
+
+    def watch(self, card: ModelCard) -> None:
+        """Start a window for a version that loaded (its reference read from its card)."""
+        why = ""
+        try:
+            ref = reference.parse(card.extra, card.num_features, card.num_classes)
+            if ref is None:
+                why = "exported before zoo recorded training statistics: re-export it to see drift"
+        except ValueError as e:
+            ref, why = None, f"its training statistics are unusable ({e})"
+            log.warning("model %s v%s: %s", card.name, card.version, why)
+        window = DriftWindow(ref, card.num_features, card.num_classes, self.window_rows)
+        with self._lock:
+            self._watched[(card.name, card.version)] = Watched(card, window, ref, why)
+
+    def forget(self, name: str, version: int) -> None:
+        """Drop the window of a version that unloaded."""
+        with self._lock:
+            self._watched.pop((name, version), None)
+
+    def observe(self, card: ModelCard, rows: np.ndarray, probabilities: np.ndarray, labels: np.ndarray) -> None:
+        """Note a version's answered request (cheap: the numpy work happens on the monitor's thread)."""
+        watched = self._watched.get((card.name, card.version))
+        if watched is None or watched.card is not card:  # its first request, or a card edited in place
+            self.watch(card)
+        with self._lock:
+            watched = self._watched[(card.name, card.version)]
+            self._pending.append((watched.window, rows, probabilities, labels))
+            self._pending_rows += len(rows)
+            if self._pending_rows >= FOLD_ROWS:
+                self._wake.set()
+
+    def watched(self, name: str, version: int) -> Watched | None:
+        """The window of a version, with every request answered so far folded in."""
+        self.fold()
+        with self._lock:
+            return self._watched.get((name, version))
+
+    def all_counts(self) -> dict[tuple[str, int], DriftCounts]:
+        """Every window's counts (for statistics snapshots and metrics), after folding."""
+        self.fold()
+        with self._lock:
+            watched = list(self._watched.items())
+        return {key: w.window.counts() for key, w in watched}
+
+    def sources(self) -> list[tuple[ModelCard, reference.Reference | None, DriftCounts]]:
+        """(card, reference, counts) of every monitored version, as the metrics collector reads them."""
+        self.fold()
+        with self._lock:
+            watched = list(self._watched.values())
+        return [(w.card, w.reference, w.window.counts()) for w in watched]
+
+    def fold(self) -> None:
+        """Fold what the request path noted into the windows, a batch per window."""
+        with self._fold_lock:
+            with self._lock:
+                pending, self._pending, self._pending_rows = self._pending, [], 0
+            by_window: dict[int, list] = {}
+            for item in pending:
+                by_window.setdefault(id(item[0]), []).append(item)
+            for items in by_window.values():
+                window = items[0][0]
+                x = np.concatenate([i[1] for i in items]) if len(items) > 1 else items[0][1]
+                p = np.concatenate([i[2] for i in items]) if len(items) > 1 else items[0][2]
+                labels = np.concatenate([i[3] for i in items]) if len(items) > 1 else items[0][3]
+                window.add(x, labels, p.max(axis=1))
+
+    def close(self) -> None:
+        """Stop the folding thread (what is pending is folded first)."""
+        self._stopped = True
+        self._wake.set()
+        self._thread.join(5)
+        self.fold()
+
+    def _run(self) -> None:
+        while not self._stopped:
+            self._wake.wait(FOLD_EVERY_S)
+            self._wake.clear()
+            try:
+                self.fold()
+            except Exception:  # monitoring must never take the server down
+                log.exception("monitoring: folding requests into the drift windows failed")
