@@ -39,11 +39,27 @@ def _read_npz(path: Path) -> tuple[np.ndarray, list[str] | None]:
         return np.asarray(z["X"], dtype=np.float64), names
 
 
-def read_input(path: Path, features: list[str]) -> np.ndarray:
-    """The file's rows as [N, F] in the model's feature order.
+def _shown(names: list[str], limit: int = 12) -> str:
+    return ", ".join(names[:limit]) + (f", ... ({len(names)} in all)" if len(names) > limit else "") if names else "none"
 
-    Named columns (a CSV header, an NPZ's feature_names) are matched to the model's feature names, so their
-    order doesn't matter and other columns (a label) are ignored; unnamed columns are taken in file order.
+
+def _unmatched(path: Path, features: list[str], names: list[str]) -> ValueError:
+    """The refusal of a header that does not name every feature: what is missing, what is unexpected, what to do."""
+    missing = [f for f in features if f not in names]
+    unexpected = [n for n in names if n not in features]
+    return ValueError(
+        f"{path}: the column names do not name every feature of the model: missing {_shown(missing)}; "
+        f"unexpected {_shown(unexpected)}. Rename the columns to the model's feature names ({_shown(features)}), "
+        "or pass --by-position to take the columns in file order"
+    )
+
+
+def read_input(path: Path, features: list[str], by_position: bool = False) -> tuple[np.ndarray, str | None]:
+    """(the file's rows as [N, F] in the model's feature order, a note for stderr or None).
+
+    Named columns (a CSV header, an NPZ's feature_names) must name every model feature; their order doesn't matter
+    and other columns (a label) are ignored. A file without names (a headerless CSV, an NPY) is read by position,
+    and the note says so; `by_position` takes the columns in file order on purpose, names or not.
     """
     from zoo.data.files import read_rows
 
@@ -57,12 +73,17 @@ def read_input(path: Path, features: list[str]) -> np.ndarray:
         header = _csv_header(path)
         if header and all(_is_number(c) for c in header):  # no header line: every row is data
             X = np.loadtxt(path, delimiter=",", dtype=np.float64, ndmin=2)
+        elif by_position:
+            X, _, _ = read_rows(path, None)
         else:
+            if not set(features) <= set(header):
+                raise _unmatched(path, features, header)
             # Columns that are not features (a label, an id) are read as "targets": kept out of X, not parsed as numbers.
-            extra = [h for h in header if h not in features] if set(features) <= set(header) else []
+            extra = [h for h in header if h not in features]
             X, names, _ = read_rows(path, ",".join(extra) or None)
     elif suffix == ".npz":
         X, names = _read_npz(path)
+        names = None if by_position else names
     else:
         X, _, _ = read_rows(path, None)
     X = np.asarray(X, dtype=np.float64)
@@ -70,14 +91,15 @@ def read_input(path: Path, features: list[str]) -> np.ndarray:
         X = X[None, :]
     if X.ndim != 2:
         raise ValueError(f"{path}: expected rows [N, F]; got an array of shape {list(X.shape)}")
-    if names is not None and set(features) <= set(names):
-        return X[:, [names.index(f) for f in features]]
-    if names is not None and set(names) & set(features):
-        missing = [f for f in features if f not in names]
-        raise ValueError(f"{path}: missing feature column(s) {', '.join(missing)}; the model needs {', '.join(features)}")
+    if names is not None:
+        if not set(features) <= set(names):
+            raise _unmatched(path, features, names)
+        return X[:, [names.index(f) for f in features]], None
     if X.shape[1] != len(features):
-        raise ValueError(f"{path}: rows have {X.shape[1]} values; the model needs {len(features)} ({', '.join(features)})")
-    return X
+        raise ValueError(f"{path}: rows have {X.shape[1]} values; the model needs {len(features)} ({_shown(features)})")
+    if by_position:
+        return X, None
+    return X, f"note: {path} names no columns: its {X.shape[1]} columns are read by position as {_shown(features)}"
 
 
 def records(pred) -> list[dict]:
@@ -122,8 +144,9 @@ def table(pred) -> str:
     "input_path",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Rows to predict: .csv (header names matched to the model's features), .npy or .npz (array X).",
+    help="Rows to predict: .csv (a header must name every model feature; none: by position), .npy or .npz (array X).",
 )
+@click.option("--by-position", is_flag=True, help="Take the file's columns in file order as the model's features, ignoring any header.")
 @click.option("--url", default="localhost:8001", show_default=True, help="Server address host:port.")
 @click.option("--threshold", type=click.FloatRange(0, 1), default=None, help="Decision threshold (default: the model's own).")
 @click.option("--version", "model_version", default=None, help="Model version (default: the latest the server serves).")
@@ -145,7 +168,9 @@ def table(pred) -> str:
     help="File holding the server's bearer token [env ZOO_AUTH_TOKEN_FILE; or the token itself in ZOO_AUTH_TOKEN].",
 )
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds per server call.")
-def predict(model, input_path, url, threshold, model_version, output, tls, tls_ca, tls_cert, tls_key, token_file, timeout) -> None:
+def predict(
+    model, input_path, by_position, url, threshold, model_version, output, tls, tls_ca, tls_cert, tls_key, token_file, timeout
+) -> None:
     """Send the rows of a file to a running zoo server and print (or save) the predictions."""
     import os
 
@@ -167,7 +192,9 @@ def predict(model, input_path, url, threshold, model_version, output, tls, tls_c
     try:
         with ZooClient(url, timeout=timeout, **security) as client:
             info = client.metadata(model, model_version)
-            X = read_input(input_path, info.feature_names)
+            X, note = read_input(input_path, info.feature_names, by_position)
+            if note:
+                click.echo(note, err=True)
             pred = client.predict(model, X, threshold=threshold, version=model_version)
     except ClientError as e:
         if e.code.name == "UNAVAILABLE" and not_reached(e.details):

@@ -37,7 +37,7 @@ class DecisionGraph(nn.Module):
         super().__init__()
         self.model, self.task, self.temperature = model, model.spec.task, float(temperature)
         self.per_class = isinstance(threshold, list)  # multilabel only (zoo.core.decision.as_threshold checks)
-        self.threshold = torch.tensor(threshold, dtype=torch.float32) if self.per_class else float(threshold)
+        self.threshold = torch.tensor(threshold, dtype=torch.float32) if isinstance(threshold, list) else float(threshold)
         self.register_buffer("classes", torch.arange(model.spec.num_classes))
 
     def forward(self, x: torch.Tensor):

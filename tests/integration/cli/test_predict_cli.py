@@ -138,3 +138,22 @@ def test_unknown_model_missing_column_and_bad_files_exit_1(server, exported_repo
     wrong = tmp_path / "wrong.txt"
     wrong.write_text("1,2,3,4\n")
     assert "unsupported" in _one_line_error(zoo("predict", "iris", "--input", str(wrong), "--url", server.address))
+
+
+def test_a_header_that_names_other_columns_is_refused_unless_by_position(server, exported_repo, tmp_path):
+    card = repository.read_card(exported_repo, "iris", 2)
+    x = rows_for(exported_repo, "iris", 5, seed=23)
+    renamed = tmp_path / "renamed.csv"  # as many columns as the model has features, none named like them
+    renamed.write_text("a,b,c,d\n" + "\n".join(",".join(repr(float(v)) for v in row) for row in x) + "\n")
+    out = zoo("predict", "iris", "--input", str(renamed), "--url", server.address)
+    msg = _one_line_error(out)
+    assert "missing " + ", ".join(card.feature_names) in msg and "unexpected a, b, c, d" in msg and "--by-position" in msg
+    out = zoo("predict", "iris", "--input", str(renamed), "--url", server.address, "--by-position", "--output", str(tmp_path / "o.json"))
+    assert out.returncode == 0, out.stderr
+    want = reference(exported_repo, "iris", 2, x)
+    classes = card.class_names
+    assert [r["label"] for r in json.loads((tmp_path / "o.json").read_text())] == [classes[k] for k in want["label"]]
+    headerless = tmp_path / "headerless.csv"
+    headerless.write_text("\n".join(",".join(repr(float(v)) for v in row) for row in x) + "\n")
+    out = zoo("predict", "iris", "--input", str(headerless), "--url", server.address)
+    assert out.returncode == 0 and "read by position" in out.stderr and card.feature_names[0] in out.stderr
