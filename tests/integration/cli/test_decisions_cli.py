@@ -73,7 +73,24 @@ def test_multilabel_from_a_user_file_gets_per_class_thresholds(tmp_path):
     Xq = rng.normal(size=(500, 4)).astype(np.float32)
     p, oh, lab = sess.run(None, {"input": Xq})
     assert np.array_equal(oh, decision.one_hot(p, "multilabel", t)) and np.array_equal(lab, decision.labels(p, "multilabel", t))
+    _served_at_per_class_defaults(tmp_path / "models", Xq, t)
     zoo("export", "tags", "--threshold", "0.2,0.5,0.8", cwd=tmp_path)
     assert meta(tmp_path, "tags", 2)["default_threshold"] == [0.2, 0.5, 0.8]
     bad = zoo("export", "tags", "--threshold", "0.2,0.5", cwd=tmp_path, check=False)
     assert bad.returncode == 1 and "one per class (3)" in bad.stderr
+
+
+def _served_at_per_class_defaults(repo, X, thresholds):
+    """A real server loads the card and decides at its per-class defaults; the client reads them back."""
+    from tests.integration.server.server_helpers import ThreadServer, settings_for
+    from zoo.client import ZooClient
+
+    srv = ThreadServer(settings_for(repo)).start()
+    try:
+        with ZooClient(srv.address) as client:
+            assert client.metadata("tags").default_threshold == thresholds
+            pred = client.predict("tags", X)
+            assert np.array_equal(pred.one_hot, decision.one_hot(pred.probabilities, "multilabel", thresholds))
+            assert np.array_equal(pred.labels, decision.labels(pred.probabilities, "multilabel", thresholds))
+    finally:
+        srv.stop()
