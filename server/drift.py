@@ -136,3 +136,37 @@ def psi(counts: DriftCounts, ref: Reference) -> np.ndarray:
     if counts.bin_counts is None:
         return np.zeros(len(ref.minimum))
     return reference.psi(counts.bin_counts, counts.window_rows, ref)
+
+
+def counts_to_json(c: DriftCounts) -> dict:
+    """A DriftCounts as JSON-ready lists (the statistics snapshots workers share)."""
+    return {
+        "window_rows": c.window_rows,
+        "bin_counts": None if c.bin_counts is None else c.bin_counts.tolist(),
+        "window_labels": c.window_labels.tolist(),
+        "window_top": c.window_top.tolist(),
+        "rows": c.rows,
+        "labels": c.labels.tolist(),
+        "top": c.top.tolist(),
+        "top_sum": c.top_sum,
+        "out_of_range": None if c.out_of_range is None else c.out_of_range.tolist(),
+    }
+
+
+def counts_from_json(d: dict) -> DriftCounts:
+    """The DriftCounts that counts_to_json wrote."""
+
+    def array(key: str) -> np.ndarray:
+        return np.asarray(d[key], dtype=np.int64)
+
+    return DriftCounts(
+        window_rows=int(d["window_rows"]),
+        bin_counts=None if d["bin_counts"] is None else array("bin_counts"),
+        window_labels=array("window_labels"),
+        window_top=array("window_top"),
+        rows=int(d["rows"]),
+        labels=array("labels"),
+        top=array("top"),
+        top_sum=float(d["top_sum"]),
+        out_of_range=None if d["out_of_range"] is None else array("out_of_range"),
+    )

@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import ThreadingWSGIServer
 
+from zoo.server import monitor_share
 from zoo.server.batcher import BatchReport
 from zoo.server.monitor import Monitor
 
@@ -187,7 +188,10 @@ class Metrics:
             }
 
     def write_snapshot(self, folder: str | os.PathLike) -> None:
-        """Write the snapshot for other workers to merge (atomically: a reader never sees half a file)."""
+        """Write the snapshot (and the drift counts) for other workers to merge (atomically: a reader never sees half a
+        file)."""
+        if self.monitor is not None:
+            monitor_share.write(folder, self.monitor.all_counts())
         path = Path(folder) / f"stats-{os.getpid()}.json"
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.snapshot()), encoding="utf-8")

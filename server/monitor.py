@@ -16,6 +16,7 @@ import numpy as np
 
 from zoo.core import reference
 from zoo.core.contract import ModelCard
+from zoo.server import monitor_share
 from zoo.server.drift import DEFAULT_WINDOW, DriftCounts, DriftWindow
 
 log = logging.getLogger("zoo.server")
@@ -99,6 +100,16 @@ class Monitor:
         with self._lock:
             watched = list(self._watched.values())
         return [(w.card, w.reference, w.window.counts()) for w in watched]
+
+    def merged(self, name: str, version: int, folder: str | None) -> tuple[Watched, DriftCounts] | None:
+        """A version's window with its counts, plus (under --workers) every other worker's counts of it."""
+        watched = self.watched(name, version)
+        if watched is None:
+            return None
+        counts = watched.window.counts()
+        if folder is not None:
+            counts = monitor_share.added(counts, monitor_share.read_all(folder, skip_own=True).get((name, version), []))
+        return watched, counts
 
     def fold(self) -> None:
         """Fold what the request path noted into the windows, a batch per window."""

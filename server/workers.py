@@ -196,9 +196,14 @@ class Supervisor:
         from prometheus_client import CollectorRegistry, multiprocess
 
         from zoo.server.metrics import serve_metrics
+        from zoo.server.monitor_metrics import MonitorCollector
+        from zoo.server.monitor_share import SupervisorSource
 
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
+        if self.settings.monitoring:  # the workers' drift counts, added up (PSI from the sums)
+            source = SupervisorSource(self.folder, self.settings.repository)
+            registry.register(MonitorCollector(source, self.settings.drift_all_features))
         server = serve_metrics(self.settings.host, self.settings.metrics_port, registry, self.settings.token())
         return server.server_port
 

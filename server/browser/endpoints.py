@@ -60,7 +60,8 @@ class Browser:
         section = None
         if shown.card is not None and self.plane.metrics.monitor is not None:
             url = version_path(shown.name, shown.version) + "/monitor.json"
-            section = monitoring.section(monitoring.figures(self.plane.metrics.monitor.watched(shown.name, int(shown.version))), url)
+            merged = self.plane.metrics.monitor.merged(shown.name, int(shown.version), self.plane.stats_folder)
+            section = monitoring.section(monitoring.figures(merged), url)
         return _html(pages.model_page(infos, shown, self._server(), self.token_required, section))
 
     async def monitor(self, call: Call) -> Reply:
@@ -69,7 +70,7 @@ class Browser:
         monitor = self.plane.metrics.monitor
         if monitor is None:
             raise NotFound("monitoring is off on this server (--no-monitoring)")
-        body = orjson.dumps(monitoring.figures(monitor.watched(lv.card.name, lv.version)))
+        body = orjson.dumps(monitoring.figures(monitor.merged(lv.card.name, lv.version, self.plane.stats_folder)))
         return Reply(body=body, content_type="application/json", headers={**HEADERS, "Cache-Control": "no-store"})
 
     async def figure(self, call: Call) -> Reply:

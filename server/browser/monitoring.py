@@ -9,18 +9,19 @@ import numpy as np
 
 from zoo.core.reference import psi
 from zoo.server.browser.html import Html, h, table
-from zoo.server.drift import TOP_BINS
+from zoo.server.drift import TOP_BINS, DriftCounts
 from zoo.server.monitor import Watched
 
 SHOWN_FEATURES = 10  # the features that moved most
 REFRESH_MS = 2000
 
 
-def figures(watched: Watched | None) -> dict[str, Any]:
-    """What the section shows, as JSON-ready data (also the body of monitor.json)."""
-    if watched is None:
+def figures(merged: tuple[Watched, DriftCounts] | None) -> dict[str, Any]:
+    """What the section shows, as JSON-ready data (also the body of monitor.json); `merged` is Monitor.merged()'s."""
+    if merged is None:
         return {"rows": 0, "window_rows": 0, "note": "no request answered since this version loaded", "features": [], "labels": []}
-    card, ref, counts = watched.card, watched.reference, watched.window.counts()
+    watched, counts = merged
+    card, ref = watched.card, watched.reference
     out: dict[str, Any] = {"rows": counts.rows, "window_rows": counts.window_rows, "window_size": watched.window.size, "note": ""}
     mix = ref.class_mix if ref is not None else None
     shares = counts.window_labels / max(1, counts.window_rows)

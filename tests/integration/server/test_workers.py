@@ -14,6 +14,7 @@ from tests.integration.server.server_helpers import (
     copy_version, decode_response, infer_request, metric, reference, rows_for, scrape, start_subprocess_server, wait_until,
 )
 
+from zoo.core import repository
 from zoo.proto import grpc_service_pb2 as pb
 from zoo.proto import grpc_service_pb2_grpc as pb_grpc
 
@@ -147,3 +148,22 @@ def test_two_workers_poll_the_repository_each(model_repo, tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0, "".join(lines)
+
+
+def test_monitoring_figures_add_up_across_workers(workers):
+    port, metrics_port, _, repo = workers
+    card = repository.read_card(repo, "iris", 2)
+    x = rows_for(repo, "iris", 3, seed=4)
+    labels = reference(repo, "iris", 2, x)["label"]
+    for i, n in ((0, 2), (1, 5)):
+        on_worker(port, i, lambda s: [s.ModelInfer(infer_request("iris", x), timeout=30) for _ in range(n)])
+
+    def served() -> dict[str, float]:
+        text = scrape(metrics_port)
+        return {c: metric(text, "zoo_predictions_total", model="iris", version="2", label=c) or 0 for c in card.class_names}
+
+    # the supervisor adds the workers' drift counts (their snapshots are at most half a second old)
+    wait_until(lambda: sum(served().values()) >= 21, "the supervisor's prediction counts", step_s=0.1)
+    assert served() == {c: 7 * int((labels == i).sum()) for i, c in enumerate(card.class_names)}
+    psi = metric(scrape(metrics_port), "zoo_feature_drift_psi", model="iris", version="2", feature=card.feature_names[0])
+    assert psi is not None and psi >= 0
