@@ -151,13 +151,14 @@ def _reason(log, proc: subprocess.Popen, fallback: str) -> str:
 
 
 def start_zoo(repository: Path, *, name: str = "zoo", workers: int = 1, max_batch: int = 1024, threads: int = 1,
-              delay_us: int | None = None, http: bool = True) -> Target:
+              delay_us: int | None = None, http: bool = True, extra: tuple[str, ...] = ()) -> Target:
     """zoo-server on port 0 (gRPC, and HTTP unless told not to), metrics off, system shared memory allowed."""
     cmd = [ZOO_SERVER, "--repository", str(repository), "--host", "127.0.0.1", "--port", "0", "--http-port", "0" if http else "-1",
            "--metrics-port", "-1", "--max-batch-size", str(max_batch), "--intra-op-threads", str(threads),
            "--workers", str(workers), "--allow-shared-memory"]
     if delay_us is not None:
         cmd += ["--max-queue-delay-us", str(delay_us)]
+    cmd += list(extra)
     return _launch(name, cmd, ZOO_LINE, timeout=START_S * max(1, workers))
 
 

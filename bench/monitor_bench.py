@@ -1,0 +1,74 @@
+"""The cost of live monitoring: 1-row unary requests at C=16, monitoring on (the default) against --no-monitoring.
+
+    python bench/monitor_bench.py                     # iris and mnist, 5 rounds, 5 s per target each
+    python bench/monitor_bench.py --models mnist --rounds 3
+
+Both targets are this checkout, one process, 1 intra-op thread; the load is bench/_grpc_load.py (closed loop, one
+grpc.aio channel). Each round measures both back to back, alternating which goes first; on ÷ off is per round, then
+the median. The models are exported by this checkout, so they carry the training reference monitoring bins against
+(an older export without one would make monitoring look cheaper than it is: the bench refuses it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+from serving import load, targets
+from serving.runner import BenchConfig, prepare_models
+
+from zoo.core import reference, repository
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", default="iris,mnist")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--duration", type=float, default=5.0)
+    p.add_argument("--warmup", type=float, default=1.0)
+    p.add_argument("--concurrency", type=int, default=16)
+    args = p.parse_args(argv)
+    cfg = BenchConfig()
+    names = args.models.split(",")
+    prepare_models(names, cfg)
+    for name in names:
+        onnx = Path(cfg.models[name]["onnx"])
+        card = repository.read_card(cfg.repository, name, int(onnx.parent.name))
+        if reference.KEY not in card.extra:
+            sys.exit(f"{onnx.parent}: exported without a training reference; delete {cfg.repository}/{name} to re-export it")
+    repo = Path(cfg.repository)
+    results: dict[str, dict[str, list[dict]]] = {n: {"on": [], "off": []} for n in names}
+    try:
+        servers = {
+            "on": targets.start_zoo(repo, name="monitoring-on", http=False),
+            "off": targets.start_zoo(repo, name="monitoring-off", http=False, extra=("--no-monitoring",)),
+        }
+        for r in range(args.rounds):
+            for name in names:
+                for which in (["on", "off"] if r % 2 == 0 else ["off", "on"]):
+                    t = servers[which]
+                    out = load.grpc_load(
+                        t.address, name, cfg.models[name]["features"], rows=1, concurrency=args.concurrency,
+                        warmup=args.warmup, duration=args.duration, pids=t.pids(),
+                    )
+                    results[name][which].append(out)
+                    print(f"[monitor-bench] round {r + 1} {name} {which}: {out['req_per_s']:,.0f} req/s", file=sys.stderr, flush=True)
+    finally:
+        targets.stop_all()
+    print(f"| model | monitoring off, req/s | on, req/s | on ÷ off (median of {args.rounds}, range) | server CPU per request, off → on |")
+    print("|---|---|---|---|---|")
+    for name in names:
+        on, off = results[name]["on"], results[name]["off"]
+        ratios = [a["req_per_s"] / b["req_per_s"] for a, b in zip(on, off, strict=True)]
+        cpu = {k: statistics.median(x["server_cpu_us_per_req"] for x in v) for k, v in (("on", on), ("off", off))}
+        print(
+            f"| {name} | {statistics.median(x['req_per_s'] for x in off):,.0f} | {statistics.median(x['req_per_s'] for x in on):,.0f} | "
+            f"**{statistics.median(ratios):.3f}** ({min(ratios):.3f}–{max(ratios):.3f}) | {cpu['off']:.0f} → {cpu['on']:.0f} µs |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
