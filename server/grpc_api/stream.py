@@ -123,12 +123,12 @@ async def _answers(plane: DataPlane, request_iterator, context, limits: StreamLi
     async def watchdog() -> None:
         while not reader.done():
             first = not state.sent
-            limit = min(limits.first_message_timeout, limits.idle_timeout) if first else limits.idle_timeout
+            limit = limits.first_message_timeout if first else limits.idle_timeout  # each timeout governs its phase
             wait = state.last + limit - loop.time()
             if wait <= 0:
                 end("first" if first else "idle")
                 return
-            await asyncio.sleep(wait)
+            await asyncio.sleep(min(wait, limits.idle_timeout))  # a first request that comes shortens the wait
 
     reader = asyncio.ensure_future(read())
     reader.add_done_callback(read_ended)

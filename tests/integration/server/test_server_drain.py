@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import grpc
 import numpy as np
-from tests.integration.server.server_helpers import infer_request, decode_response, reference, rows_for, start_subprocess_server
+from tests.integration.server.server_helpers import decode_response, infer_request, reference, rows_for, start_subprocess_server
 
 from zoo.proto import grpc_service_pb2_grpc as pb_grpc
 from zoo.server.dataplane import DRAINING

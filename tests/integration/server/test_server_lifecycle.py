@@ -111,22 +111,28 @@ def test_bad_new_version_does_not_take_over_and_unload_then_load(model_repo, tmp
 
 
 def test_stopping_drains_requests_in_flight_and_queued(model_repo):
-    # stop() is what the SIGTERM handler calls. One batch is held inside the model and two requests queue behind
-    # it when the stop is asked for: all three are answered, and the server then exits.
-    srv = ThreadServer(settings_for(model_repo, grace=30.0)).start()
-    x = np.ones((2, 4), np.float32)
+    # stop() is what the SIGTERM handler calls. A request split in three batches is held inside the model and two
+    # requests queue behind it when the stop is asked for; a request sent after the drain began is refused
+    # UNAVAILABLE. Then the model is released: all three accepted ones are answered whole, and the server exits.
+    srv = ThreadServer(settings_for(model_repo, grace=30.0, max_batch_size=4)).start()
+    x, split = np.ones((2, 4), np.float32), rows_for(model_repo, "iris", 10, seed=8)
     with HeldModel(srv, "iris") as held, grpc.insecure_channel(srv.address) as ch:
         stub = pb_grpc.GRPCInferenceServiceStub(ch)
-        calls = [stub.ModelInfer.future(infer_request("iris", x), timeout=60)]
+        calls = [stub.ModelInfer.future(infer_request("iris", split), timeout=60)]
         held.wait_held()
         calls += [stub.ModelInfer.future(infer_request("iris", x), timeout=60) for _ in range(2)]
-        wait_until(lambda: held.batcher.queued_rows == 4, "two requests queued behind the held one")
+        wait_until(lambda: held.batcher.queued_rows == 4 + 4, "two requests queued behind the split one's next chunk")
         stopping = threading.Thread(target=srv.stop)
         stopping.start()
         wait_until(lambda: srv.server.plane.shutting_down, "the server to start draining")
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.ModelInfer(infer_request("iris", x), timeout=60)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE and "not started" in refused.value.details()
         held.release()
-        assert [c.result().model_version for c in calls] == ["2", "2", "2"]
+        answers = [c.result() for c in calls]
         stopping.join(60)
+    assert [a.model_version for a in answers] == ["2", "2", "2"]
+    np.testing.assert_array_equal(decode_response(answers[0])["label"], reference(model_repo, "iris", 2, split)["label"])
     assert not srv.thread.is_alive()
 
 
