@@ -40,3 +40,13 @@ def test_every_python_snippet_runs_as_written(server, capsys):
         except Exception as e:
             pytest.fail(f"the README's snippet at line {line} fails as written: {type(e).__name__}: {e}")
     assert "setosa" in capsys.readouterr().out  # the first snippet's row is a setosa
+
+
+def test_every_yaml_snippet_parses():
+    import yaml
+
+    text = README.read_text(encoding="utf-8")
+    blocks = re.findall(r"^```yaml\n(.*?)^```", text, re.M | re.S)
+    assert blocks, "the README shows a Prometheus configuration and an alert rule"
+    for block in blocks:
+        assert isinstance(yaml.safe_load(block), dict)
