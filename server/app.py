@@ -11,12 +11,12 @@ import threading
 from collections.abc import Callable
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from zoo.proto._pool import POOL
 from zoo.server.dataplane import DataPlane
-from zoo.server.grpc_api.auth import TokenAuth
+from zoo.server.grpc_api.auth import GuardedHealth, TokenAuth
 from zoo.server.grpc_api.service import SERVICE, handler
 from zoo.server.grpc_api.servicer import InferenceServicer
 from zoo.server.grpc_api.stream import StreamLimits
@@ -91,7 +91,7 @@ class ZooServer:
         self.worker = worker  # zoo.server.workers.WorkerLink when this process is one of --workers
         self.monitor = Monitor(settings.drift_window) if settings.monitoring else None
         self.metrics = Metrics(multiprocess=worker is not None, monitor=self.monitor)
-        self.health = health.aio.HealthServicer()
+        self.health = GuardedHealth()
         make = registry_factory or (lambda metrics, on_change: Registry(settings, metrics, on_change=on_change))
         self.registry = make(self.metrics, self._model_changed)
         self.plane = DataPlane(
@@ -130,7 +130,9 @@ class ZooServer:
     def _grpc_server(self) -> grpc.aio.Server:
         s = self.settings
         token = s.token()
-        interceptors = [TokenAuth(token)] if token else []
+        auth = TokenAuth(token) if token else None
+        self.health.auth = auth
+        interceptors = [auth] if auth else []
         server = grpc.aio.server(options=grpc_options(s), interceptors=interceptors, maximum_concurrent_rpcs=s.max_concurrent_rpcs)
         servicer = InferenceServicer(
             self.plane,

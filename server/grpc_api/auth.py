@@ -1,10 +1,11 @@
-"""Bearer-token authentication of every RPC except health checks (which orchestrators call without secrets)."""
+"""Bearer-token authentication of every RPC except the server's own health check (which probes call without secrets)."""
 
 from __future__ import annotations
 
 import hmac
 
 import grpc
+from grpc_health.v1 import health
 
 OPEN_PREFIX = "/grpc.health.v1.Health/"
 STREAMING = {
@@ -46,3 +47,24 @@ class TokenAuth(grpc.aio.ServerInterceptor):
         if method.startswith(OPEN_PREFIX) or self.authorized(handler_call_details.invocation_metadata):
             return await continuation(handler_call_details)
         return self._deny_stream if method in STREAMING else self._deny_unary
+
+
+class GuardedHealth(health.aio.HealthServicer):
+    """grpc.health.v1: the unnamed check (the server's) is open to probes; a named one (a model's) needs the token,
+    since its answer tells whether a model of that name exists."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.auth: TokenAuth | None = None  # set once the token is read; None: no token required
+
+    async def _guard(self, request, context) -> None:
+        if request.service and self.auth is not None and not self.auth.authorized(context.invocation_metadata()):
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, DENIED)
+
+    async def Check(self, request, context):
+        await self._guard(request, context)
+        return await super().Check(request, context)
+
+    async def Watch(self, request, context):
+        await self._guard(request, context)
+        return await super().Watch(request, context)
