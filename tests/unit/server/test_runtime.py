@@ -124,4 +124,5 @@ def test_rows_within_a_budget_follow_the_models_cost(iris):
     model = OnnxModel(data, card)
     assert model.rows_within(1e-9, 1024) == 0  # nothing answers in a nanosecond
     assert model.rows_within(10.0, 1024) == 1024  # ten seconds: the whole batch cap
-    assert 1 <= model.rows_within(1e-3, 1024) <= 1024
+    assert model.rows_within(10.0, 7) == 7  # never above the cap it is given
+    # No budget in between is asserted: what a millisecond buys depends on the machine's load, not on the rule.
