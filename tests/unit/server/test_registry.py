@@ -575,3 +575,20 @@ def test_poll_drains_a_deleted_model_folder_answering_its_requests_in_flight_and
                 await bc.batcher.submit(x[:1])  # drained, then closed: unloaded
 
     run(main())
+
+
+def test_an_edited_card_naming_fewer_classes_than_the_model_has_is_refused_by_the_graph_check(repo):
+    folder = repo / "iris" / "2"
+    meta = json.loads((folder / METADATA_FILE).read_text())
+    probabilities = [row[:2] for row in meta["selfcheck"]["probabilities"]]  # consistent in itself: 2 classes
+
+    async def main():
+        async with started(repo, model_control_mode="poll") as reg:
+            old = reg.get("iris", "2")
+            edit_card(folder, class_names=["setosa", "versicolor"], selfcheck={**meta["selfcheck"], "probabilities": probabilities})
+            await reg.poll_once()
+            assert reg.get("iris") is old
+            state, reason = index_rows(await reg.index(), "iris")["2"]
+            assert state == "READY" and "model output 'probabilities' has shape" in reason and "(2 classes)" in reason, reason
+
+    run(main())
