@@ -38,3 +38,17 @@ def test_calibration_keeps_or_improves_the_recipes_and_never_changes_an_argmax(t
     assert np.array_equal(before.argmax(1), after.argmax(1))
     if data.task == "binary":  # a sigmoid keeps 0.5 where it was
         assert np.array_equal(before[:, 1] >= 0.5, after[:, 1] >= 0.5)
+
+
+def test_the_run_keeps_the_validation_rows_training_held_out(tmp_path):
+    r = get_recipe("digits")  # a model short of perfect on hundreds of rows: another split would score otherwise
+    data = r.load()
+    cfg = TrainConfig(**{**r.defaults, "epochs": 2, "seed": 3, "val_fraction": 0.2})
+    res = fit(data, cfg)
+    run = load_run(save_run(tmp_path, "digits", res.model, data, cfg.to_dict(), res.metrics, res.history))
+    X_val, y_val = run.validation()
+    assert abs(len(X_val) - 0.2 * len(data.X_train)) <= 10
+    # the model is the best epoch's, and training scored that epoch's validation accuracy on exactly these rows
+    assert float((run_logits(run, X_val).argmax(1) == y_val).mean()) == pytest.approx(res.metrics["val_accuracy"], abs=1e-6)
+    train_rows = {row.tobytes() for row in data.X_train}
+    assert all(row.tobytes() in train_rows for row in X_val)  # never a test row
