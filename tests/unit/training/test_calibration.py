@@ -52,3 +52,20 @@ def test_the_run_keeps_the_validation_rows_training_held_out(tmp_path):
     assert float((run_logits(run, X_val).argmax(1) == y_val).mean()) == pytest.approx(res.metrics["val_accuracy"], abs=1e-6)
     train_rows = {row.tobytes() for row in data.X_train}
     assert all(row.tobytes() in train_rows for row in X_val)  # never a test row
+
+
+def test_a_run_without_validation_rows_exports_uncalibrated_saying_why_and_cannot_choose_a_threshold(tmp_path):
+    from zoo.training.export import export_run
+    from zoo.training.operating_point import OperatingPointError
+
+    r = get_recipe("iris")
+    data = r.load()
+    cfg = TrainConfig(**{**r.defaults, "epochs": 5, "val_fraction": 0.0})  # --val-split 0
+    res = fit(data, cfg)
+    run = load_run(save_run(tmp_path / "runs", "iris", res.model, data, cfg.to_dict(), res.metrics, res.history))
+    assert len(run.validation()[0]) == 0
+    result = export_run(run, tmp_path / "models", name="iris")
+    cal = result.metadata["calibration"]
+    assert cal["method"] == "none" and cal["temperature"] == 1.0 and "retrain" in cal["reason"]
+    with pytest.raises(OperatingPointError, match="--val-split"):
+        export_run(run, tmp_path / "models", name="iris", threshold="auto")
