@@ -41,7 +41,8 @@ def _binary_threshold(scores: np.ndarray, positives: np.ndarray, what: str, prec
         )
     precision, recall, thresholds = precision_recall_curve(positives, scores)
     precision, recall = precision[:-1], recall[:-1]  # the last point (precision 1, recall 0) has no threshold
-    coverage = np.array([(scores >= t).mean() for t in thresholds])
+    ordered = np.sort(scores)
+    coverage = 1.0 - np.searchsorted(ordered, thresholds, side="left") / len(scores)  # share of rows with score >= t
     curve = {"threshold": thresholds, "precision": precision, "recall": recall, "coverage": coverage}
     if precision_at is not None:
         ok = np.flatnonzero(precision >= precision_at)
