@@ -29,8 +29,10 @@ def test_a_sound_card_loads():
     ({"feature_names": ["a", "a"]}, r"feature_names must be distinct; 'a' appears more than once"),
     ({"model_sha256": "abc"}, r"model_sha256 must be 64 lowercase hex digits; got 'abc'"),
     ({"selfcheck": {"inputs": [[1.0, 2.0]], "probabilities": []}}, r"selfcheck has 1 input rows but 0 probability rows"),
-    ({"selfcheck": {"inputs": [[1.0]], "probabilities": [[0.5, 0.5]]}}, r"selfcheck inputs row 0 holds 1 numbers, but feature_names lists 2"),
-    ({"selfcheck": {"inputs": [[1.0, 2.0]], "probabilities": [0.5]}}, r"selfcheck probabilities row 0 holds a float, but class_names lists 2"),
+    ({"selfcheck": {"inputs": [[1.0]], "probabilities": [[0.5, 0.5]]}},
+     r"selfcheck inputs row 0 holds 1 numbers, but feature_names lists 2"),
+    ({"selfcheck": {"inputs": [[1.0, 2.0]], "probabilities": [0.5]}},
+     r"selfcheck probabilities row 0 holds a float, but class_names lists 2"),
 ])
 def test_values_that_make_no_sense_are_refused_naming_them(changes, message):
     with pytest.raises(ValueError, match=message):
