@@ -15,7 +15,7 @@ from zoo.core.contract import LABEL, NUMPY_DTYPES, ONE_HOT, PROBABILITIES
 from zoo.proto import grpc_service_pb2 as pb
 
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # the server's default cap
-REQUEST_OVERHEAD_BYTES = 4096  # protobuf framing, names and parameters around the raw rows
+REQUEST_OVERHEAD_BYTES = contract.MESSAGE_ENVELOPE_BYTES + contract.CLIENT_ID_ROOM_BYTES  # around the raw rows, both ways
 
 
 class ClientError(Exception):

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 from zoo import __version__
 from zoo.core import contract, decision, model_config
-from zoo.core.contract import LABEL, PROBABILITIES, ModelCard
+from zoo.core.contract import LABEL, PROBABILITIES
 from zoo.proto import model_config_pb2 as mc
 from zoo.server.errors import ModelNotFound, ModelNotReady, kind
-from zoo.server.inference import InferenceCall, InferenceResult, finish
+from zoo.server.inference import InferenceCall, InferenceResult, InferRequest, call_for, finish
 from zoo.server.metrics import Metrics, VersionStats
 from zoo.server.payload_log import PayloadLog, PayloadRecord
 from zoo.server.registry import LoadedVersion, Registry
@@ -40,6 +40,7 @@ class Pending:
     call: InferenceCall
     future: asyncio.Future
     started: float
+    request: InferRequest
 
 
 EXTENSIONS = ("model_repository", "statistics", "parameters", "model_configuration")
@@ -120,14 +121,14 @@ class DataPlane:
 
     # inference
 
-    async def infer(self, name: str, version: str, decode: Callable[[ModelCard], InferenceCall]) -> InferenceResult:
-        """Look the model up, decode the request against its card, run it through the batcher and finish it."""
+    async def infer(self, request: InferRequest) -> InferenceResult:
+        """Look the model up, check the request against its card, run it through the batcher and finish it."""
         try:
-            pending = self.start(name, version, decode)
+            pending = self.start(request)
         except ModelNotFound:
-            if name in self.registry.names():
+            if request.model in self.registry.names():
                 raise  # a known model without that version
-            raise await self.registry.explain_not_found(name) from None
+            raise await self.registry.explain_not_found(request.model) from None
         try:
             await pending.future
         except BaseException:
@@ -137,10 +138,11 @@ class DataPlane:
             raise
         return self.complete(pending)
 
-    def start(self, name: str, version: str, decode: Callable[[ModelCard], InferenceCall]) -> Pending:
-        """Look the model up, decode the request and queue it, all at once; the returned future completes with it.
+    def start(self, request: InferRequest) -> Pending:
+        """Look the model up, check the request against its card and queue it, all at once; the returned future
+        completes with it.
 
-        Lookup, decoding and the enqueue run without an await in between, so a version swap can't retire the
+        Lookup, checking and the enqueue run without an await in between, so a version swap can't retire the
         batcher picked before the rows are queued on it. Errors are raised (and recorded) here.
         """
         if self.shutting_down:
@@ -149,16 +151,18 @@ class DataPlane:
         started = time.perf_counter()
         lv = None
         try:
-            lv = self.registry.get(name, version)
-            call = decode(lv.card)
-            pending = Pending(lv, call, lv.batcher.enqueue(call.rows), started)
+            lv = self.registry.get(request.model, request.version)
+            call = call_for(lv.card, request)
+            if request.output_regions:  # before the model runs: a region too small fails fast
+                self.shm.check_outputs(request.output_regions, lv.card.outputs, len(call.rows))
+            pending = Pending(lv, call, lv.batcher.enqueue(call.rows), started, request)
             self._in_flight += 1
             pending.future.add_done_callback(self._done)
             return pending
         except Exception as e:
             # Only names the server knows are recorded: clients could otherwise grow the label set without bound.
             if lv is not None or isinstance(e, ModelNotReady):
-                self.metrics.request_done(name, lv.version if lv else None, 0, time.perf_counter() - started, kind(e))
+                self.metrics.request_done(request.model, lv.version if lv else None, 0, time.perf_counter() - started, kind(e))
             raise
 
     def _done(self, _future: asyncio.Future) -> None:

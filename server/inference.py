@@ -8,15 +8,16 @@ turns the model's outputs into the `InferenceResult` the transport encodes. zoo.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from zoo.core import decision
-from zoo.core.contract import INPUT_NAME, LABEL, ONE_HOT, OUTPUT_NAMES, PROBABILITIES, THRESHOLD_PARAM, ModelCard
+from zoo.core.contract import INPUT_NAME, LABEL, MESSAGE_ENVELOPE_BYTES, ONE_HOT, OUTPUT_NAMES, PROBABILITIES, THRESHOLD_PARAM, ModelCard
 from zoo.server.errors import InvalidInput
+from zoo.server.shm import Target
 
 FP32 = np.dtype("<f4")
 
@@ -33,6 +34,23 @@ class InputTensor:
 
 
 @dataclass(slots=True)
+class InferRequest:
+    """One inference request as a transport decoded it, whole, before the model is looked up: what the data plane
+    takes from either transport."""
+
+    model: str
+    version: str  # '' for the model's default version
+    inputs: list[InputTensor]
+    outputs: list[str]  # names asked for, in order ([]: all)
+    parameters: dict[str, Any]
+    id: str = ""
+    output_regions: dict[str, Target] = field(default_factory=dict)  # outputs to write to the client's shared memory
+    max_answer_bytes: int = 0  # the largest answer the transport can send (0: no limit), checked before the model runs
+    trace: dict[str, str] = field(default_factory=dict)  # the caller's W3C trace context (traceparent, tracestate)
+    received_ns: int = 0  # time.time_ns() when the transport had the request (the trace's start)
+
+
+@dataclass(slots=True)
 class InferenceCall:
     """A checked request: what the batcher runs and what finish() needs to answer it."""
 
@@ -40,7 +58,6 @@ class InferenceCall:
     outputs: tuple[str, ...]  # names to send, in the order asked
     threshold: float | None  # per-request threshold; None: the model's default
     request_id: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)  # transport-specific (e.g. output shared-memory targets)
 
 
 @dataclass(slots=True)
@@ -158,6 +175,36 @@ def make_call(
 ) -> InferenceCall:
     """Step 1: a transport's decoded request, checked against the card."""
     return InferenceCall(decode_rows(inputs, card), select_outputs(requested), parse_threshold(parameters), request_id)
+
+
+def call_for(card: ModelCard, request: InferRequest) -> InferenceCall:
+    """Step 1: a decoded request checked against the card it asked for (and its answer against the transport's cap)."""
+    call = make_call(card, request.inputs, request.outputs, request.parameters, request.id)
+    if request.max_answer_bytes:
+        check_answer_fits(call, card, request.max_answer_bytes, request.output_regions)
+    return call
+
+
+def answer_bytes(call: InferenceCall, card: ModelCard, in_shared_memory: Collection[str] = ()) -> int:
+    """An upper bound of the answer's size, known from the row count before the model runs."""
+    rows = len(call.rows)
+    tensors = sum(
+        rows * spec.dtype.itemsize * math.prod(spec.shape[1:])
+        for spec in card.outputs
+        if spec.name in call.outputs and spec.name not in in_shared_memory
+    )
+    return tensors + MESSAGE_ENVELOPE_BYTES + len(call.request_id)
+
+
+def check_answer_fits(call: InferenceCall, card: ModelCard, limit: int, in_shared_memory: Collection[str] = ()) -> None:
+    """InvalidInput, naming --max-message-bytes and the ways around it, when the answer could not be sent."""
+    size = answer_bytes(call, card, in_shared_memory)
+    if size > limit:
+        raise InvalidInput(
+            f"the response to {len(call.rows)} rows would take about {size} bytes, above this server's "
+            f"--max-message-bytes of {limit}: send the rows in several requests (ModelStreamInfer pipelines them on one "
+            "stream), ask only for the outputs you need, or have the outputs written to system shared memory"
+        )
 
 
 def finish(call: InferenceCall, outputs: dict[str, np.ndarray], card: ModelCard) -> dict[str, np.ndarray]:

@@ -1,19 +1,20 @@
-"""ModelInferRequest -> InferenceCall and InferenceResult -> ModelInferResponse (raw little-endian tensors, or the
+"""ModelInferRequest -> InferRequest and InferenceResult -> ModelInferResponse (raw little-endian tensors, or the
 client's shared-memory regions when a tensor's parameters name one)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
 
-from zoo.core.contract import DATATYPES, ModelCard
+from zoo.core.contract import DATATYPES
 from zoo.proto import grpc_service_pb2 as pb
 from zoo.server.errors import InvalidInput
-from zoo.server.inference import InferenceCall, InferenceResult, InputTensor, make_call
+from zoo.server.inference import InferenceResult, InferRequest, InputTensor
 from zoo.server.shm import SharedMemory, Target, parse_target
 
-SHM_OUTPUTS = "shm_outputs"  # InferenceCall.extra key: {output name: Target}
+TRACE_KEYS = ("traceparent", "tracestate")
 
 
 def parameters(params) -> dict[str, Any]:
@@ -50,21 +51,33 @@ def inputs(request: pb.ModelInferRequest, shm: SharedMemory | None = None) -> li
     return out
 
 
-def decode(request: pb.ModelInferRequest, card: ModelCard, shm: SharedMemory | None = None) -> InferenceCall:
-    """Step 1 for gRPC: the request checked against the model's card."""
+def decode(
+    request: pb.ModelInferRequest, shm: SharedMemory | None = None, *, max_answer_bytes: int = 0, trace: dict[str, str] | None = None
+) -> InferRequest:
+    """A ModelInferRequest, whole, as the data plane takes it: inputs read (inline or from shared memory), outputs
+    bound for the client's regions, parameters as plain values."""
+    received = time.time_ns()
     params = parameters(request.parameters) if request.parameters else {}
-    call = make_call(card, inputs(request, shm), [o.name for o in request.outputs], params, request.id)
-    targets = (
-        {o.name: t for o in request.outputs if o.parameters and (t := parse_target(parameters(o.parameters), o.name))}
-        if request.outputs
-        else None
+    targets = {o.name: t for o in request.outputs if o.parameters and (t := parse_target(parameters(o.parameters), o.name))}
+    if targets and shm is None:
+        raise InvalidInput("this server does not take shared-memory outputs")
+    return InferRequest(
+        model=request.model_name,
+        version=request.model_version,
+        inputs=inputs(request, shm),
+        outputs=[o.name for o in request.outputs],
+        parameters=params,
+        id=request.id,
+        output_regions=targets,
+        max_answer_bytes=max_answer_bytes,
+        trace=trace or {},
+        received_ns=received,
     )
-    if targets:
-        if shm is None:
-            raise InvalidInput("this server does not take shared-memory outputs")
-        shm.check_outputs(targets, card.outputs, len(call.rows))  # before the model runs: a too-small region fails fast
-        call.extra[SHM_OUTPUTS] = targets
-    return call
+
+
+def trace_context(metadata) -> dict[str, str]:
+    """The W3C trace context (traceparent, tracestate) among a call's invocation metadata."""
+    return {k: v for k, v in (metadata or ()) if k in TRACE_KEYS and isinstance(v, str)}
 
 
 def encode(result: InferenceResult, shm: SharedMemory | None = None, targets: dict[str, Target] | None = None) -> pb.ModelInferResponse:

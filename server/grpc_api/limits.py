@@ -1,37 +1,8 @@
-"""Limits the gRPC transport checks before the model runs: the size of a response, and streams per client address."""
+"""Limits of the gRPC transport: streams per client address (the size of an answer is checked in server/inference.py)."""
 
 from __future__ import annotations
 
-import math
-
-from zoo.core.contract import ModelCard
-from zoo.server.errors import InvalidInput, Overloaded
-from zoo.server.inference import InferenceCall
-
-# Room for what a response holds besides its tensors: names, datatypes, shapes, the id and parameters.
-ENVELOPE_BYTES = 4096
-
-
-def response_bytes(call: InferenceCall, card: ModelCard, in_shared_memory=()) -> int:
-    """An upper bound of the ModelInferResponse's size, known from the row count before the model runs."""
-    rows = len(call.rows)
-    tensors = sum(
-        rows * spec.dtype.itemsize * math.prod(spec.shape[1:])
-        for spec in card.outputs
-        if spec.name in call.outputs and spec.name not in in_shared_memory
-    )
-    return tensors + ENVELOPE_BYTES + len(call.request_id)
-
-
-def check_response_size(call: InferenceCall, card: ModelCard, limit: int, in_shared_memory=()) -> None:
-    """InvalidInput, naming --max-message-bytes and the ways around it, when the answer could not be sent."""
-    size = response_bytes(call, card, in_shared_memory)
-    if size > limit:
-        raise InvalidInput(
-            f"the response to {len(call.rows)} rows would take about {size} bytes, above this server's "
-            f"--max-message-bytes of {limit}: send the rows in several requests (ModelStreamInfer pipelines them on one "
-            "stream), ask only for the outputs you need, or have the outputs written to system shared memory"
-        )
+from zoo.server.errors import Overloaded
 
 
 def peer_address(peer: str) -> str:

@@ -12,10 +12,8 @@ from zoo.server import statistics
 from zoo.server.dataplane import DataPlane
 from zoo.server.errors import InvalidInput, NotFound
 from zoo.server.grpc_api import codec
-from zoo.server.grpc_api.limits import PeerStreams, check_response_size
-from zoo.server.grpc_api.service import BadMessage
+from zoo.server.grpc_api.limits import PeerStreams
 from zoo.server.grpc_api.stream import StreamLimits, serve_stream
-from zoo.server.inference import InferenceCall
 from zoo.server.shm import is_local_grpc_peer
 
 
@@ -90,24 +88,11 @@ class InferenceServicer:
     # inference
 
     async def ModelInfer(self, request, context):
-        if isinstance(request, BadMessage):
-            raise request.error()
         shm = self.plane.shm.for_peer(_local(context.peer()))  # a tensor naming a region: this host only
-        call: InferenceCall | None = None
-
-        def decode(card):
-            nonlocal call
-            call = self._checked(codec.decode(request, card, shm), card)
-            return call
-
-        result = await self.plane.infer(request.model_name, request.model_version, decode)
-        assert call is not None  # decode ran: infer() succeeded
-        return codec.encode(result, shm, call.extra.get(codec.SHM_OUTPUTS))
-
-    def _checked(self, call: InferenceCall, card) -> InferenceCall:
-        """The call, once its answer is known to fit --max-message-bytes (refused before the model runs otherwise)."""
-        check_response_size(call, card, self.max_message_bytes, call.extra.get(codec.SHM_OUTPUTS) or ())
-        return call
+        decoded = codec.decode(
+            request, shm, max_answer_bytes=self.max_message_bytes, trace=codec.trace_context(context.invocation_metadata())
+        )
+        return codec.encode(await self.plane.infer(decoded), shm, decoded.output_regions)
 
     # system shared memory (clients on this host only)
 
@@ -147,9 +132,10 @@ class InferenceServicer:
     async def ModelStreamInfer(self, request_iterator, context):
         """Requests decoded and queued as they arrive, answered as they finish (grpc_api/stream.py)."""
         shm = self.plane.shm.for_peer(_local(context.peer()))  # a tensor naming a region: this host only
+        trace = codec.trace_context(context.invocation_metadata())  # one stream, one caller's context
 
-        def decode(request, card):
-            return self._checked(codec.decode(request, card, shm), card)
+        def decode(request):
+            return codec.decode(request, shm, max_answer_bytes=self.max_message_bytes, trace=trace)
 
         async for item in serve_stream(self.plane, request_iterator, context, self.stream_limits, self.peers, decode, shm):
             yield item

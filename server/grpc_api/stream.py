@@ -54,8 +54,8 @@ class _State:
 
 
 async def serve_stream(plane: DataPlane, request_iterator, context, limits: StreamLimits, peers: PeerStreams, decode: Callable, shm):
-    """The ModelStreamInfer handler's body; `decode(request, card)` checks one request against its model, and
-    `shm` (the shared memory this peer may use) takes outputs written to regions."""
+    """The ModelStreamInfer handler's body; `decode(request)` makes each message an InferRequest, and `shm` (the
+    shared memory this peer may use) takes outputs written to regions."""
     try:
         address = peers.enter(context.peer())
     except Exception as e:
@@ -90,7 +90,7 @@ async def _answers(plane: DataPlane, request_iterator, context, limits: StreamLi
     def answered(request, pending, _future) -> None:
         try:
             result = plane.complete(pending)
-            resp = pb.ModelStreamInferResponse(infer_response=codec.encode(result, shm, pending.call.extra.get(codec.SHM_OUTPUTS)))
+            resp = pb.ModelStreamInferResponse(infer_response=codec.encode(result, shm, pending.request.output_regions))
         except Exception as e:
             resp = failure(request, e)
         reply(resp)
@@ -104,7 +104,7 @@ async def _answers(plane: DataPlane, request_iterator, context, limits: StreamLi
             try:
                 if isinstance(request, BadMessage):
                     raise request.error()
-                pending = plane.start(request.model_name, request.model_version, functools.partial(decode, request))
+                pending = plane.start(decode(request))
             except Exception as e:
                 reply(failure(request, e))
                 continue

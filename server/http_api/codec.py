@@ -11,16 +11,17 @@ from __future__ import annotations
 import json
 import logging
 import reprlib
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import orjson
 
-from zoo.core.contract import DATATYPES, ModelCard
+from zoo.core.contract import DATATYPES
 from zoo.server.errors import InvalidInput
 from zoo.server.http_api import json_tensors
-from zoo.server.inference import InferenceCall, InferenceResult, InputTensor, make_call
+from zoo.server.inference import InferenceResult, InferRequest, InputTensor
 from zoo.server.shm import BYTE_SIZE as SHM_BYTE_SIZE
 from zoo.server.shm import OFFSET as SHM_OFFSET
 from zoo.server.shm import REGION as SHM_REGION
@@ -39,7 +40,7 @@ _SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict, _SHORT.maxstring, _SHORT.maxoth
 
 
 @dataclass(slots=True)
-class InferRequest:
+class InferBody:
     """A parsed inference body: transport-neutral inputs, and how each output is to be sent back."""
 
     inputs: list[InputTensor]
@@ -50,13 +51,21 @@ class InferRequest:
     id: str
     shm: SharedMemory | None = None  # the regions this request may use (those of the server, or none for a remote peer)
     shm_outputs: dict[str, Target] = field(default_factory=dict)  # outputs the client wants in its regions
+    received_ns: int = field(default_factory=time.time_ns)
 
-    def call(self, card: ModelCard) -> InferenceCall:
-        """Step 1 for HTTP: the request checked against the model's card (and its regions, before the model runs)."""
-        call = make_call(card, self.inputs, self.outputs, self.parameters, self.id)
-        if self.shm_outputs and self.shm is not None:
-            self.shm.check_outputs(self.shm_outputs, card.outputs, len(call.rows))
-        return call
+    def request(self, model: str, version: str, trace: dict[str, str]) -> InferRequest:
+        """The request as the data plane takes it."""
+        return InferRequest(
+            model=model,
+            version=version,
+            inputs=self.inputs,
+            outputs=self.outputs,
+            parameters=self.parameters,
+            id=self.id,
+            output_regions=self.shm_outputs,
+            trace=trace,
+            received_ns=self.received_ns,
+        )
 
 
 def parse_json(data: bytes | bytearray | memoryview, what: str) -> Any:
@@ -79,8 +88,8 @@ def parse_json(data: bytes | bytearray | memoryview, what: str) -> Any:
     raise InvalidInput(f"the request body is not valid JSON ({error or 'nested too deep'}): expected {what}") from None
 
 
-def decode(body: bytes | bytearray, header_length: str | None, shm: SharedMemory | None = None) -> InferRequest:
-    """An inference body (and its Inference-Header-Content-Length, if sent) as an InferRequest; tensors that name a
+def decode(body: bytes | bytearray, header_length: str | None, shm: SharedMemory | None = None) -> InferBody:
+    """An inference body (and its Inference-Header-Content-Length, if sent) as an InferBody; tensors that name a
     shared-memory region are read from it (inputs) or bound for it (outputs) through `shm`."""
     end = _json_end(header_length, len(body))
     doc = _infer_json(memoryview(body)[:end])
@@ -91,7 +100,7 @@ def decode(body: bytes | bytearray, header_length: str | None, shm: SharedMemory
     if not isinstance(rid, str):
         raise InvalidInput(f"the request id must be a string; got {_shown(rid)}")
     outputs, binary, targets = _outputs(doc.get("outputs"), shm)
-    return InferRequest(
+    return InferBody(
         inputs=_inputs(doc.get("inputs"), memoryview(body)[end:], header_length is not None, shm),
         outputs=outputs,
         binary=binary,
@@ -119,7 +128,7 @@ def _infer_json(text: memoryview) -> Any:
         raise InvalidInput(f"the request body is not {INFER_REQUEST}: {str(e)[:200]}") from None
 
 
-def encode(result: InferenceResult, request: InferRequest) -> tuple[bytes, int | None]:
+def encode(result: InferenceResult, request: InferBody) -> tuple[bytes, int | None]:
     """The response body, and the length of its JSON when binary tensors follow it (else None)."""
     doc: dict[str, Any] = {"model_name": result.model, "model_version": str(result.version)}
     if result.request_id:

@@ -38,6 +38,7 @@ class Call:
     body: bytes | bytearray = b""
     header_length: str | None = None  # the Inference-Header-Content-Length header
     remote: str | None = None  # the peer's address: shared memory is for peers on this host
+    trace: dict[str, str] = field(default_factory=dict)  # the caller's W3C trace context (traceparent, tracestate)
 
     @property
     def local(self) -> bool:
@@ -190,7 +191,7 @@ class Endpoints:
             request = await asyncio.to_thread(codec.decode, call.body, call.header_length, shm)
         else:
             request = codec.decode(call.body, call.header_length, shm)
-        result = await self.plane.infer(call.params["name"], call.params.get("version", ""), request.call)
+        result = await self.plane.infer(request.request(call.params["name"], call.params.get("version", ""), call.trace))
         body, json_length = codec.encode(result, request)
         if json_length is None:
             return Reply(body=body)

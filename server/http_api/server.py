@@ -29,6 +29,7 @@ from zoo.server.http_api.routes import OPEN_PATHS, Call, Endpoints, Handler, Rep
 from zoo.server.http_api.status import status_for
 from zoo.server.settings import ServerSettings, SettingsError
 
+TRACE_HEADERS = ("traceparent", "tracestate")  # W3C trace context: the server's spans join the caller's trace
 log = logging.getLogger("zoo.server")
 DENIED = "missing or wrong bearer token: send the header 'Authorization: Bearer <token>'"
 BACKLOG = 1024
@@ -117,7 +118,8 @@ def _endpoint(handler: Handler, limits: BodyLimits, cap: ConnectionCap):
                 return _response(error(400, "the request body ended early"))
         cap.begin(request.protocol)
         try:
-            return _response(await handler(Call(request.match_info, body, header_length, request.remote)))
+            trace = {k: v for k in TRACE_HEADERS if (v := request.headers.get(k))}
+            return _response(await handler(Call(request.match_info, body, header_length, request.remote, trace)))
         finally:
             cap.end(request.protocol)
 

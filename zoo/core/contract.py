@@ -33,6 +33,12 @@ CONFIG_DEFAULT_THRESHOLD = "default_threshold"
 CONFIG_VERSION = "version"
 CONFIG_EXECUTION_PROVIDER = "execution_provider"
 
+# Room for what a message holds besides its tensors (names, datatypes, shapes, parameters). The server refuses an
+# answer whose tensors and this (and its request id) pass --max-message-bytes before the model runs; the client sizes
+# its chunks by the same figure, with room for its ids, so no chunk it sends is refused.
+MESSAGE_ENVELOPE_BYTES = 4096
+CLIENT_ID_ROOM_BYTES = 64  # the client's own request ids ("12.345") are far shorter
+
 # KServe v2 datatypes of the tensors zoo exchanges, little-endian on the wire.
 NUMPY_DTYPES: dict[str, np.dtype] = {"FP32": np.dtype("<f4"), "INT64": np.dtype("<i8")}
 DATATYPES: dict[np.dtype, str] = {np.dtype(np.float32): "FP32", np.dtype(np.int64): "INT64"}

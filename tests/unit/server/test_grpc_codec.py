@@ -1,4 +1,5 @@
-"""The gRPC codec: ModelInferRequest inputs (raw and typed) into an InferenceCall, results into raw outputs."""
+"""The gRPC codec: ModelInferRequest inputs (raw and typed) into an InferRequest (checked into an InferenceCall), results
+into raw outputs."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ from zoo.core.contract import ModelCard
 from zoo.proto import grpc_service_pb2 as pb
 from zoo.server.errors import InvalidInput
 from zoo.server.grpc_api import codec
-from zoo.server.inference import InferenceResult
+from zoo.server.inference import InferenceResult, call_for
 
 
 def decode_input(req: pb.ModelInferRequest, card: ModelCard) -> np.ndarray:
-    return codec.decode(req, card).rows
+    return call_for(card, codec.decode(req)).rows
 
 CARD = ModelCard(
     name="iris",
@@ -132,7 +133,7 @@ def test_threshold_as_a_string_parameter_reaches_the_call():
     # tritonclient and KServe's SDK can only send bool, int and str parameters: a numeric string is the way.
     req = typed_request([1.0] * 4, [1, 4])
     req.parameters["threshold"].string_param = "0.7"
-    call = codec.decode(req, CARD)
+    call = call_for(CARD, codec.decode(req))
     assert call.threshold == 0.7 and call.outputs == ("probabilities", "one_hot", "label")
 
 
@@ -140,4 +141,4 @@ def test_raw_contents_count_must_match_the_inputs():
     req = raw_request(np.ones((1, 4), np.float32))
     req.raw_input_contents.append(b"")
     with pytest.raises(InvalidInput, match="2 raw_input_contents for 1 inputs"):
-        codec.decode(req, CARD)
+        call_for(CARD, codec.decode(req))

@@ -15,7 +15,7 @@ from zoo.proto import model_config_pb2 as mc
 from zoo.server.errors import InvalidInput
 from zoo.server.http_api import codec
 from zoo.server.http_api.messages import to_json
-from zoo.server.inference import InferenceResult
+from zoo.server.inference import InferenceResult, call_for
 
 CARD = ModelCard(name="iris", version=1, task="multiclass", feature_names=["a", "b", "c", "d"], class_names=["x", "y", "z"],
                  default_threshold=0.0, model_sha256="0" * 64)
@@ -27,6 +27,11 @@ def body(doc: dict, raw: bytes = b"") -> tuple[bytes, str | None]:
     return header + raw, (str(len(header)) if raw else None)
 
 
+def checked(body: codec.InferBody):
+    """The body as the data plane checks it against CARD."""
+    return call_for(CARD, body.request("iris", "", {}))
+
+
 def tensor(**kw) -> dict:
     return {"name": "input", "datatype": "FP32", "shape": [2, 4], **kw}
 
@@ -34,12 +39,12 @@ def tensor(**kw) -> dict:
 @pytest.mark.parametrize("data", [X.tolist(), X.ravel().tolist(), X.reshape(2, 2, 2).tolist()], ids=["nested", "flat", "deeper"])
 def test_json_data_nested_or_flat_is_read_row_major(data):
     request = codec.decode(*body({"inputs": [tensor(data=data)]}))
-    np.testing.assert_array_equal(request.call(CARD).rows, X)
+    np.testing.assert_array_equal(checked(request).rows, X)
 
 
 def test_binary_inputs_are_sliced_in_order_after_the_json():
     request = codec.decode(*body({"inputs": [tensor(parameters={"binary_data_size": 32})]}, X.tobytes()))
-    np.testing.assert_array_equal(request.call(CARD).rows, X)
+    np.testing.assert_array_equal(checked(request).rows, X)
     two = codec.decode(*body({"inputs": [tensor(parameters={"binary_data_size": 32}), tensor(data=[1.0] * 8),
                                          tensor(name="other", parameters={"binary_data_size": 4})]}, X.tobytes() + b"\1\2\3\4"))
     assert [bytes(t.raw) if t.raw is not None else None for t in two.inputs] == [X.tobytes(), None, b"\1\2\3\4"]
@@ -49,14 +54,14 @@ def test_parameters_outputs_and_id_are_kept():
     request = codec.decode(*body({"id": "r1", "inputs": [tensor(data=X.tolist())],
                                   "parameters": {"threshold": 0.7, "binary_data_output": True},
                                   "outputs": [{"name": "label", "parameters": {"binary_data": False}}, {"name": "probabilities"}]}))
-    call = request.call(CARD)
+    call = checked(request)
     assert (call.request_id, call.threshold, call.outputs) == ("r1", 0.7, ("label", "probabilities"))
     assert request.binary == {"label": False} and request.binary_output is True
 
 
 def test_non_numbers_in_data_get_the_contract_message():
     with pytest.raises(InvalidInput, match=r"expected FP32 \[-1, 4\] \(a, b, c, d\); got values that are not numbers"):
-        codec.decode(*body({"inputs": [tensor(data=["0.5"] * 8)]})).call(CARD)
+        checked(codec.decode(*body({"inputs": [tensor(data=["0.5"] * 8)]})))
 
 
 def test_encode_sends_binary_outputs_after_the_json_and_the_rest_as_data():
