@@ -15,6 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from zoo.proto._pool import POOL
+from zoo.server import tracing
 from zoo.server.dataplane import DataPlane
 from zoo.server.grpc_api.auth import GuardedHealth, TokenAuth
 from zoo.server.grpc_api.service import SERVICE, handler
@@ -104,6 +105,8 @@ class ZooServer:
         self.metrics.watch_queues(self.registry.queued)
         if self.monitor is not None and worker is None:  # under --workers the supervisor adds every worker's up
             self.metrics.registry.register(MonitorCollector(self.monitor.sources, settings.drift_all_features))
+        if endpoint := tracing.endpoint_from(settings.otlp_endpoint):
+            self.plane.tracing = tracing.Tracing(endpoint, settings.trace_sample)
         if settings.payload_log or settings.payload_log_url:
             self.plane.payload_log = PayloadLog(
                 settings.payload_log or None,
@@ -225,6 +228,8 @@ class ZooServer:
             self.plane.payload_log.close()  # what the drain answered is in the log before the process ends
         if self.monitor is not None:
             self.monitor.close()
+        if self.plane.tracing is not None:
+            self.plane.tracing.close()  # sends the spans still buffered
         self.metrics.close()
         log.info("zoo-server stopped")
 

@@ -40,10 +40,17 @@ class BatchReport:
     ok: bool
 
 
+class TimedFuture(asyncio.Future):
+    """The future of a queued item; once answered, `batch` holds (started, done, rows) of the batch that answered it
+    (time.perf_counter()), for a trace's queue and model spans."""
+
+    batch: tuple[float, float, int] | None = None
+
+
 @dataclass(eq=False)
 class _Item:
     rows: np.ndarray
-    future: asyncio.Future
+    future: TimedFuture
     enqueued: float
 
 
@@ -73,7 +80,6 @@ class Batcher:
         self._queue: deque[_Item] = deque()
         self._queued_rows = 0
         self._expected = 1  # requests the last batch held: how many the next one waits for
-        self._running = False
         self._closed = False
         self._stopped = False  # close() is past its wait: not even an admitted request's chunk is queued now
         # asyncio Events bind to the loop that first awaits them, so they can be made here, outside it.
@@ -91,15 +97,6 @@ class Batcher:
     def queued_rows(self) -> int:
         """Rows waiting in the queue (not yet running)."""
         return self._queued_rows
-
-    async def submit(self, rows: np.ndarray) -> Outputs:
-        """Predict `rows` ([N, F], already validated); returns this caller's [N, ...] outputs, in order."""
-        future = self.enqueue(rows)
-        try:
-            return await future
-        except BaseException:
-            future.cancel()  # the worker skips cancelled items
-            raise
 
     def enqueue(self, rows: np.ndarray) -> asyncio.Future:
         """Queue `rows` now (synchronously: nothing runs between a registry lookup and this) and return the future
@@ -160,7 +157,7 @@ class Batcher:
             raise Overloaded(f"model {self._name} is overloaded ({self._queued_rows} rows queued); retry later")
         if self._worker is None:
             self._start()
-        future = asyncio.get_running_loop().create_future()
+        future = TimedFuture(loop=asyncio.get_running_loop())
         self._queue.append(_Item(rows, future, time.perf_counter()))
         self._queued_rows += len(rows)
         self._idle.clear()
@@ -225,7 +222,6 @@ class Batcher:
         """Run one batch and hand each caller exactly its own rows; a failure reaches every caller of this batch."""
         started = time.perf_counter()
         x = batch[0].rows if len(batch) == 1 else np.concatenate([i.rows for i in batch])
-        self._running = True
         try:
             out = self._call(x) if len(x) <= self.inline_rows else await loop.run_in_executor(self._executor, self._call, x)
             ok = True
@@ -239,12 +235,12 @@ class Batcher:
                 if not item.future.done():
                     item.future.set_exception(ModelNotReady(f"model {self._name} shut down while this request ran"))
             raise
-        finally:
-            self._running = False
         if ok:
+            done = time.perf_counter()
             offset = 0
             for item in batch:
                 n = len(item.rows)
+                item.future.batch = (started, done, len(x))
                 if not item.future.done():
                     item.future.set_result(out if len(batch) == 1 else {k: v[offset : offset + n] for k, v in out.items()})
                 offset += n

@@ -23,6 +23,7 @@ from zoo.server.payload_log import PayloadLog, PayloadRecord
 from zoo.server.registry import LoadedVersion, Registry
 from zoo.server.settings import ServerSettings
 from zoo.server.shm import SharedMemory
+from zoo.server.tracing import RequestTimes, Tracing
 
 log = logging.getLogger("zoo.server")
 SERVER_NAME = "zoo"
@@ -41,6 +42,7 @@ class Pending:
     future: asyncio.Future
     started: float
     request: InferRequest
+    checked: float = 0.0  # time.perf_counter() once the request was checked and queued (a trace's decode span ends)
 
 
 EXTENSIONS = ("model_repository", "statistics", "parameters", "model_configuration")
@@ -66,6 +68,7 @@ class DataPlane:
         self.announce = announce  # under --workers: tells the supervisor about a change every worker must make
         self.shm = SharedMemory(allowed=settings.allow_shared_memory)
         self.payload_log: PayloadLog | None = None  # --payload-log / --payload-log-url: set by the server at start
+        self.tracing: Tracing | None = None  # --otlp-endpoint (or OTEL_EXPORTER_OTLP_ENDPOINT): set by the server
         self.started = False
         self.shutting_down = False  # drain() began: new requests are refused, accepted ones finish
         self._in_flight = 0  # requests started and not yet done
@@ -155,7 +158,7 @@ class DataPlane:
             call = call_for(lv.card, request)
             if request.output_regions:  # before the model runs: a region too small fails fast
                 self.shm.check_outputs(request.output_regions, lv.card.outputs, len(call.rows))
-            pending = Pending(lv, call, lv.batcher.enqueue(call.rows), started, request)
+            pending = Pending(lv, call, lv.batcher.enqueue(call.rows), started, request, time.perf_counter())
             self._in_flight += 1
             pending.future.add_done_callback(self._done)
             return pending
@@ -195,12 +198,38 @@ class DataPlane:
             result = InferenceResult(name, lv.version, call.request_id, finish(call, pending.future.result(), lv.card))
         except Exception as e:
             self.metrics.request_done(name, lv.version, len(call.rows), time.perf_counter() - pending.started, kind(e))
+            if self.tracing is not None:
+                self._trace(pending, str(e)[:200])
             raise
         seconds = time.perf_counter() - pending.started
         self.metrics.request_done(name, lv.version, len(call.rows), seconds, None)
         if self.metrics.monitor is not None or self.payload_log is not None:
             self._watch(lv, call, pending.future.result(), result, seconds)
+        if self.tracing is not None:
+            self._trace(pending)
         return result
+
+    def _trace(self, pending: Pending, error: str = "") -> None:
+        """Record a request's spans from the times its steps ended (perf_counter values turned into wall-clock ns)."""
+        assert self.tracing is not None
+        now_ns, now = time.time_ns(), time.perf_counter()
+
+        def wall(t: float) -> int:
+            return now_ns - int((now - t) * 1e9) if t else 0
+
+        batch = getattr(pending.future, "batch", None) or (0.0, 0.0, len(pending.call.rows))  # a split request: none
+        request = pending.request
+        times = RequestTimes(
+            received=request.received_ns or wall(pending.started),
+            decoded=wall(pending.checked),
+            batch_started=wall(batch[0]),
+            batch_done=wall(batch[1]),
+            encoded=now_ns,
+        )
+        try:
+            self.tracing.record(request.trace, request.model, pending.lv.version, len(pending.call.rows), batch[2], times, error)
+        except Exception:  # tracing must never fail a request
+            log.exception("tracing: a request's spans were not recorded")
 
     def _watch(self, lv: LoadedVersion, call: InferenceCall, graph: dict, result: InferenceResult, seconds: float) -> None:
         """Hand an answered request to the monitor and, when sampled, to the payload log (neither does work here)."""

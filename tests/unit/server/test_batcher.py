@@ -15,6 +15,16 @@ from zoo.server.errors import ModelNotReady, Overloaded
 HANG_GUARD_S = 60  # only ever reached if the batcher hangs: a failure, not a timing assumption
 
 
+async def submit(batcher, rows):
+    """What a caller of the batcher does: queue the rows, await their outputs, withdraw them if it goes away."""
+    future = batcher.enqueue(rows)
+    try:
+        return await future
+    except BaseException:
+        future.cancel()  # the worker skips cancelled items
+        raise
+
+
 class Recorder:
     """predict = row ids and sums, remembering each call's batch size; with a gate, each call waits for it."""
 
@@ -55,9 +65,9 @@ def test_requests_waiting_while_the_model_runs_form_the_next_batch_and_get_their
     async def main():
         predict, reports = Recorder(threading.Event()), []
         b = Batcher(predict, max_batch_size=1024, on_batch=reports.append)
-        first = asyncio.ensure_future(b.submit(rows(0, 1)))
+        first = asyncio.ensure_future(submit(b, rows(0, 1)))
         await running(predict)
-        rest = [asyncio.ensure_future(b.submit(rows(100 * i, i))) for i in range(1, 21)]
+        rest = [asyncio.ensure_future(submit(b, rows(100 * i, i))) for i in range(1, 21)]
         await asyncio.sleep(0)  # let them enqueue (they do so synchronously when they start)
         predict.gate.set()
         results = await asyncio.gather(first, *rest)
@@ -76,9 +86,9 @@ def test_batches_are_capped_by_max_batch_size_in_arrival_order():
     async def main():
         predict = Recorder(threading.Event())
         b = Batcher(predict, max_batch_size=8)
-        first = asyncio.ensure_future(b.submit(rows(0, 3)))
+        first = asyncio.ensure_future(submit(b, rows(0, 3)))
         await running(predict)
-        queued = [asyncio.ensure_future(b.submit(rows(10 * i, 3))) for i in range(1, 11)]
+        queued = [asyncio.ensure_future(submit(b, rows(10 * i, 3))) for i in range(1, 11)]
         await asyncio.sleep(0)
         predict.gate.set()
         results = await asyncio.gather(first, *queued)
@@ -95,7 +105,7 @@ def test_request_larger_than_the_cap_is_split_and_reassembled():
     async def main():
         predict = Recorder()
         b = Batcher(predict, max_batch_size=4)
-        out = await b.submit(rows(0, 10))
+        out = await submit(b, rows(0, 10))
         await b.close()
         return predict, out
 
@@ -111,7 +121,7 @@ def test_a_lone_caller_never_waits_for_company():
     async def main():
         predict = Recorder()
         b = Batcher(predict, max_batch_size=64, max_queue_delay_us=HOUR_US)
-        outs = [await b.submit(rows(i, 1)) for i in range(5)]  # one at a time: each would hang an hour if it waited
+        outs = [await submit(b, rows(i, 1)) for i in range(5)]  # one at a time: each would hang an hour if it waited
         await b.close()
         return predict, outs
 
@@ -125,11 +135,11 @@ def test_after_a_batch_of_three_the_next_batch_waits_for_three_requests():
         predict = Recorder(threading.Event())
         b = Batcher(predict, max_batch_size=64, max_queue_delay_us=HOUR_US)
         await _after_a_batch_of_three(b, predict)  # the model has seen company of three
-        second = [asyncio.ensure_future(b.submit(rows(100, 1))), asyncio.ensure_future(b.submit(rows(200, 1)))]
+        second = [asyncio.ensure_future(submit(b, rows(100, 1))), asyncio.ensure_future(submit(b, rows(200, 1)))]
         for _ in range(10):
             await asyncio.sleep(0)
         held = list(predict.calls)  # two of three are waiting: nothing ran
-        third = asyncio.ensure_future(b.submit(rows(300, 1)))
+        third = asyncio.ensure_future(submit(b, rows(300, 1)))
         outs = await asyncio.gather(*second, third)
         await b.close()
         return predict, held, outs
@@ -142,9 +152,9 @@ def test_after_a_batch_of_three_the_next_batch_waits_for_three_requests():
 
 async def _after_a_batch_of_three(b: Batcher, predict: Recorder) -> None:
     """Run batches [1] and [3] through b, so that the next batch expects three requests."""
-    first = asyncio.ensure_future(b.submit(rows(0, 1)))
+    first = asyncio.ensure_future(submit(b, rows(0, 1)))
     await running(predict)
-    group = [asyncio.ensure_future(b.submit(rows(10 * i, 1))) for i in range(1, 4)]
+    group = [asyncio.ensure_future(submit(b, rows(10 * i, 1))) for i in range(1, 4)]
     await asyncio.sleep(0)
     predict.gate.set()
     await asyncio.gather(first, *group)
@@ -160,7 +170,7 @@ def test_a_full_batch_does_not_wait_and_the_delay_bounds_the_wait(delay_us, rows
         b = Batcher(predict, max_batch_size=4, max_queue_delay_us=HOUR_US)
         await _after_a_batch_of_three(b, predict)
         b.max_queue_delay_s = delay_us / 1e6
-        out = await b.submit(rows(50, rows_sent))
+        out = await submit(b, rows(50, rows_sent))
         await b.close()
         return predict, out
 
@@ -173,13 +183,13 @@ def test_full_queue_raises_overloaded_and_the_queued_still_succeed():
     async def main():
         predict = Recorder(threading.Event())
         b = Batcher(predict, max_batch_size=4, max_queue_rows=8)
-        first = asyncio.ensure_future(b.submit(rows(0, 4)))
+        first = asyncio.ensure_future(submit(b, rows(0, 4)))
         await running(predict)
-        queued = [asyncio.ensure_future(b.submit(rows(10, 4))), asyncio.ensure_future(b.submit(rows(20, 4)))]
+        queued = [asyncio.ensure_future(submit(b, rows(10, 4))), asyncio.ensure_future(submit(b, rows(20, 4)))]
         await asyncio.sleep(0)
         assert b.queued_rows == 8
         with pytest.raises(Overloaded, match="overloaded"):
-            await b.submit(rows(30, 1))
+            await submit(b, rows(30, 1))
         predict.gate.set()
         done = await asyncio.gather(first, *queued)
         await b.close()
@@ -200,8 +210,8 @@ def test_a_request_larger_than_the_queue_is_streamed_through_it_in_chunks():
 
         b = Batcher(predict, max_batch_size=4, max_queue_rows=8)
         holder.append(b)
-        big = await b.submit(rows(0, 70))  # 70 rows through a queue of 8: accepted, a few chunks at a time
-        small = await b.submit(rows(500, 2))
+        big = await submit(b, rows(0, 70))  # 70 rows through a queue of 8: accepted, a few chunks at a time
+        small = await submit(b, rows(500, 2))
         await b.close()
         return seen, big, small
 
@@ -215,13 +225,13 @@ def test_batch_failure_reaches_every_caller_of_that_batch_and_not_later_ones():
     async def alone():
         predict = Recorder(threading.Event(), fail_on_negative=True)
         b = Batcher(predict, max_batch_size=1024)
-        bad = asyncio.ensure_future(b.submit(-rows(1, 1)))
+        bad = asyncio.ensure_future(submit(b, -rows(1, 1)))
         await running(predict)
-        good = [asyncio.ensure_future(b.submit(rows(10 * i, 2))) for i in range(3)]
+        good = [asyncio.ensure_future(submit(b, rows(10 * i, 2))) for i in range(3)]
         await asyncio.sleep(0)
         predict.gate.set()
         results = await asyncio.gather(bad, *good, return_exceptions=True)
-        again = await b.submit(rows(50, 1))
+        again = await submit(b, rows(50, 1))
         await b.close()
         return predict, results, again
 
@@ -233,9 +243,9 @@ def test_batch_failure_reaches_every_caller_of_that_batch_and_not_later_ones():
     async def together():
         predict = Recorder(threading.Event(), fail_on_negative=True)
         b = Batcher(predict, max_batch_size=1024)
-        first = asyncio.ensure_future(b.submit(rows(0, 1)))
+        first = asyncio.ensure_future(submit(b, rows(0, 1)))
         await running(predict)
-        merged = [asyncio.ensure_future(b.submit(x)) for x in (rows(1, 1), -rows(2, 1), rows(3, 1))]
+        merged = [asyncio.ensure_future(submit(b, x)) for x in (rows(1, 1), -rows(2, 1), rows(3, 1))]
         await asyncio.sleep(0)
         predict.gate.set()
         results = await asyncio.gather(first, *merged, return_exceptions=True)
@@ -251,7 +261,7 @@ def test_wrong_row_count_from_predict_fails_the_batch_instead_of_mixing_rows():
     async def main():
         b = Batcher(lambda x: {"y": x[:-1]}, max_batch_size=8)
         with pytest.raises(RuntimeError, match="rows"):
-            await b.submit(rows(0, 3))
+            await submit(b, rows(0, 3))
         await b.close()
 
     run(main())
@@ -261,10 +271,10 @@ def test_cancelled_caller_does_not_break_the_others():
     async def main():
         predict = Recorder(threading.Event())
         b = Batcher(predict, max_batch_size=64)
-        first = asyncio.ensure_future(b.submit(rows(0, 1)))
+        first = asyncio.ensure_future(submit(b, rows(0, 1)))
         await running(predict)
-        doomed = asyncio.ensure_future(b.submit(rows(10, 1)))
-        kept = asyncio.ensure_future(b.submit(rows(20, 1)))
+        doomed = asyncio.ensure_future(submit(b, rows(10, 1)))
+        kept = asyncio.ensure_future(submit(b, rows(20, 1)))
         await asyncio.sleep(0)
         doomed.cancel()
         predict.gate.set()
@@ -281,15 +291,15 @@ def test_close_waits_for_queued_requests_then_refuses_new_ones():
     async def main():
         predict = Recorder(threading.Event())
         b = Batcher(predict, max_batch_size=2)
-        first = asyncio.ensure_future(b.submit(rows(0, 1)))
+        first = asyncio.ensure_future(submit(b, rows(0, 1)))
         await running(predict)
-        queued = [asyncio.ensure_future(b.submit(rows(10 * i, 2))) for i in range(1, 4)]
+        queued = [asyncio.ensure_future(submit(b, rows(10 * i, 2))) for i in range(1, 4)]
         await asyncio.sleep(0)
         closing = asyncio.ensure_future(b.close())
         await asyncio.sleep(0)
         assert not closing.done()  # still draining: the gate holds the first batch
         with pytest.raises(ModelNotReady, match="shutting down"):
-            await b.submit(rows(99, 1))
+            await submit(b, rows(99, 1))
         predict.gate.set()
         await closing
         return await asyncio.gather(first, *queued)
@@ -303,12 +313,12 @@ def test_a_request_split_in_chunks_finishes_all_its_chunks_when_close_comes_mid_
     async def main():
         predict = Recorder(threading.Event())
         b = Batcher(predict, max_batch_size=2)
-        big = asyncio.ensure_future(b.submit(rows(0, 9)))  # five chunks; the first is held in the model
+        big = asyncio.ensure_future(submit(b, rows(0, 9)))  # five chunks; the first is held in the model
         await running(predict)
         closing = asyncio.ensure_future(b.close())
         await asyncio.sleep(0)
         with pytest.raises(ModelNotReady, match="shutting down"):
-            await b.submit(rows(99, 5))  # a new request, split or not, is refused
+            await submit(b, rows(99, 5))  # a new request, split or not, is refused
         predict.gate.set()
         out = await big
         await closing
@@ -323,9 +333,9 @@ def test_close_past_its_timeout_fails_what_is_left_instead_of_hanging():
         gate = threading.Event()
         predict = Recorder(gate)
         b = Batcher(predict, max_batch_size=2)
-        running_one = asyncio.ensure_future(b.submit(rows(0, 1)))
+        running_one = asyncio.ensure_future(submit(b, rows(0, 1)))
         await running(predict)
-        queued = asyncio.ensure_future(b.submit(rows(10, 1)))
+        queued = asyncio.ensure_future(submit(b, rows(10, 1)))
         await asyncio.sleep(0)
         await b.close(timeout=0)  # a model stuck in a batch must not hold shutdown
         results = await asyncio.gather(running_one, queued, return_exceptions=True)
@@ -340,8 +350,8 @@ def test_small_batches_run_on_the_loop_and_large_ones_on_the_model_thread():
     async def main():
         predict = Recorder()
         b = Batcher(predict, max_batch_size=64, inline_rows=10)
-        assert (await b.submit(rows(0, 1)))["id"].tolist() == [0]  # 2 values: on the loop
-        assert (await b.submit(rows(100, 50)))["id"].tolist() == list(range(100, 150))  # 100 values: the thread
+        assert (await submit(b, rows(0, 1)))["id"].tolist() == [0]  # 2 values: on the loop
+        assert (await submit(b, rows(100, 50)))["id"].tolist() == list(range(100, 150))  # 100 values: the thread
         await b.close()
         return predict, threading.get_ident()
 
@@ -354,9 +364,9 @@ def test_batch_reports_carry_rows_requests_and_queue_times():
         reports: list[BatchReport] = []
         predict = Recorder(threading.Event())
         b = Batcher(predict, max_batch_size=16, on_batch=reports.append)
-        first = asyncio.ensure_future(b.submit(rows(0, 2)))
+        first = asyncio.ensure_future(submit(b, rows(0, 2)))
         await running(predict)
-        more = [asyncio.ensure_future(b.submit(rows(10, 3))) for _ in range(2)]
+        more = [asyncio.ensure_future(submit(b, rows(10, 3))) for _ in range(2)]
         await asyncio.sleep(0)
         predict.gate.set()
         await asyncio.gather(first, *more)

@@ -28,6 +28,16 @@ HANG_GUARD_S = 60  # only ever reached if something hangs: a failure, not a timi
 IMPOSSIBLE_NAMES = ["../x", "/etc", ".hidden", "a" * 129]
 
 
+async def submit(batcher, rows):
+    """What a caller of the batcher does: queue the rows, await their outputs, withdraw them if it goes away."""
+    future = batcher.enqueue(rows)
+    try:
+        return await future
+    except BaseException:
+        future.cancel()  # the worker skips cancelled items
+        raise
+
+
 @pytest.fixture(autouse=True)
 def no_zoo_env(monkeypatch):
     """Settings come from the test alone, not from ZOO_* variables of the shell."""
@@ -280,7 +290,7 @@ def test_poll_retires_a_deleted_version_after_draining_its_request_in_flight(rep
             v2 = reg.get("iris", "2")
             gated = v2.batcher.predict = GatedPredict(v2.batcher.predict)
             v2.batcher.inline_rows = 0  # on the model's thread: the gate must not hold the loop
-            in_flight = asyncio.create_task(v2.batcher.submit(x))
+            in_flight = asyncio.create_task(submit(v2.batcher, x))
             await wait_event(gated.entered)
             shutil.rmtree(repo / "iris" / "2")
             await reg.poll_once()
@@ -293,7 +303,7 @@ def test_poll_retires_a_deleted_version_after_draining_its_request_in_flight(rep
             out = await in_flight
             np.testing.assert_array_equal(out["probabilities"], v2.model.predict(x)["probabilities"])
             with pytest.raises(ModelNotReady, match="shutting down"):
-                await v2.batcher.submit(x[:1])  # drained and closed
+                await submit(v2.batcher, x[:1])  # drained and closed
 
     run(main())
 
@@ -343,13 +353,13 @@ def test_a_serving_version_whose_model_file_is_overwritten_keeps_serving_and_say
     async def main():
         async with started(repo, model_control_mode="poll") as reg:
             v1 = reg.get("iris", "1")
-            before = await v1.batcher.submit(x)
+            before = await submit(v1.batcher, x)
             model = repo / "iris" / "1" / MODEL_FILE
             original = model.read_bytes()
             model.write_bytes(b"other bytes")
             await reg.poll_once()
             assert reg.get("iris", "1") is v1
-            np.testing.assert_array_equal((await v1.batcher.submit(x))["probabilities"], before["probabilities"])
+            np.testing.assert_array_equal((await submit(v1.batcher, x))["probabilities"], before["probabilities"])
             state, reason = index_rows(await reg.index(), "iris")["1"]
             assert state == "READY"
             assert reason.startswith("files changed on disk since loading, and the new ones do not load")
@@ -429,9 +439,9 @@ def test_close_drains_running_and_queued_requests_then_refuses_new_ones(repo, ex
         lv = reg.get("iris")
         gated = lv.batcher.predict = GatedPredict(lv.batcher.predict)
         lv.batcher.inline_rows = 0  # on the model's thread: the gate must not hold the loop
-        running = asyncio.create_task(lv.batcher.submit(x))
+        running = asyncio.create_task(submit(lv.batcher, x))
         await wait_event(gated.entered)
-        queued = asyncio.create_task(lv.batcher.submit(small))
+        queued = asyncio.create_task(submit(lv.batcher, small))
         await asyncio.sleep(0)  # lets the second request reach the queue
         assert lv.batcher.queued_rows == len(small)
         closing = asyncio.create_task(reg.close())
@@ -442,7 +452,7 @@ def test_close_drains_running_and_queued_requests_then_refuses_new_ones(repo, ex
         np.testing.assert_array_equal((await running)["label"], lv.model.predict(x)["label"])
         np.testing.assert_array_equal((await queued)["label"], lv.model.predict(small)["label"])
         with pytest.raises(ModelNotReady, match="shutting down"):
-            await lv.batcher.submit(small)
+            await submit(lv.batcher, small)
         assert provider_gauge(reg, "iris", 2, lv.provider) is None
 
     run(main())
@@ -468,7 +478,7 @@ def test_poll_swaps_in_edited_class_names_while_a_request_in_flight_finishes_on_
             old = reg.get("iris", "2")
             gated = old.batcher.predict = GatedPredict(old.batcher.predict)
             old.batcher.inline_rows = 0  # on the model's thread: the gate must not hold the loop
-            in_flight = asyncio.create_task(old.batcher.submit(x))
+            in_flight = asyncio.create_task(submit(old.batcher, x))
             await wait_event(gated.entered)
             renamed = ["Setosa", "Versicolor", "Virginica"]
             edit_card(repo / "iris" / "2", class_names=renamed)
@@ -480,9 +490,9 @@ def test_poll_swaps_in_edited_class_names_while_a_request_in_flight_finishes_on_
             assert not in_flight.done()  # the old version drains: its request is answered, not failed
             gated.gate.set()
             np.testing.assert_array_equal((await in_flight)["label"], old.model.predict(x)["label"])
-            np.testing.assert_array_equal((await new.batcher.submit(x))["label"], old.model.predict(x)["label"])
+            np.testing.assert_array_equal((await submit(new.batcher, x))["label"], old.model.predict(x)["label"])
             with pytest.raises(ModelNotReady, match="shutting down"):
-                await old.batcher.submit(x[:1])  # retired once drained
+                await submit(old.batcher, x[:1])  # retired once drained
 
     run(main())
 
@@ -502,7 +512,7 @@ def test_an_edited_card_that_makes_no_sense_is_refused_and_the_old_one_keeps_ser
             edit_card(repo / "iris" / "2", **changes)
             await reg.poll_once()
             assert reg.get("iris") is old
-            np.testing.assert_array_equal((await old.batcher.submit(x))["label"], old.model.predict(x)["label"])
+            np.testing.assert_array_equal((await submit(old.batcher, x))["label"], old.model.predict(x)["label"])
             state, reason = index_rows(await reg.index(), "iris")["2"]
             assert state == "READY" and reason.startswith("files changed on disk since loading, and the new ones do not load")
             assert re.search(why, reason), reason
@@ -524,7 +534,7 @@ def test_an_edited_default_threshold_decides_one_hot_and_label(repo, exported_re
             await reg.poll_once()
             new = reg.get("breast-cancer")
             assert new is not old and new.card.default_threshold == t
-            out = await new.batcher.submit(x)
+            out = await submit(new.batcher, x)
             np.testing.assert_array_equal(out["label"], (p[:, 1] >= np.float32(t)).astype(np.int64))
             np.testing.assert_array_equal(out["one_hot"][:, 1], (p[:, 1] >= np.float32(t)).astype(np.float32))
 
@@ -556,9 +566,9 @@ def test_poll_drains_a_deleted_model_folder_answering_its_requests_in_flight_and
             bc = reg.get("breast-cancer")
             gated = bc.batcher.predict = GatedPredict(bc.batcher.predict)
             bc.batcher.inline_rows = 0  # on the model's thread: the gate must not hold the loop
-            running = asyncio.create_task(bc.batcher.submit(x))
+            running = asyncio.create_task(submit(bc.batcher, x))
             await wait_event(gated.entered)
-            queued = asyncio.create_task(bc.batcher.submit(x[:3]))
+            queued = asyncio.create_task(submit(bc.batcher, x[:3]))
             await asyncio.sleep(0)  # lets the second request reach the queue
             assert bc.batcher.queued_rows == 3
             shutil.rmtree(repo / "breast-cancer")
@@ -572,7 +582,7 @@ def test_poll_drains_a_deleted_model_folder_answering_its_requests_in_flight_and
             np.testing.assert_array_equal((await running)["probabilities"], want["probabilities"])
             np.testing.assert_array_equal((await queued)["probabilities"], want["probabilities"][:3])
             with pytest.raises(ModelNotReady, match="shutting down"):
-                await bc.batcher.submit(x[:1])  # drained, then closed: unloaded
+                await submit(bc.batcher, x[:1])  # drained, then closed: unloaded
 
     run(main())
 

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import http.server
-import threading
-
 import pytest
 
 pytest.importorskip("opentelemetry.sdk")
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2  # noqa: E402
-
+from tests.otlp_receiver import otlp_receiver  # noqa: E402
 from zoo.server.tracing import RequestTimes, Tracing, traces_url  # noqa: E402
 
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -18,26 +14,8 @@ CALLER_SPAN = "00f067aa0ba902b7"
 
 @pytest.fixture
 def receiver():
-    """An OTLP/HTTP receiver on 127.0.0.1: the spans of every export it gets, decoded."""
-    spans: list = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            request = trace_service_pb2.ExportTraceServiceRequest.FromString(body)
-            spans.extend(s for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans)
-            self.send_response(200)
-            self.send_header("Content-Type", "application/x-protobuf")
-            self.end_headers()
-            self.wfile.write(trace_service_pb2.ExportTraceServiceResponse().SerializeToString())
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", spans
-    server.shutdown()
+    with otlp_receiver() as (url, spans):
+        yield url, spans
 
 
 def test_the_endpoint_takes_the_sdk_base_url_form():
