@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 
 import grpc
 import numpy as np
-from tests.integration.server.server_helpers import decode_response, infer_request, reference, rows_for, start_subprocess_server
+import pytest
+from tests.integration.server.server_helpers import (
+    HeldModel, ThreadServer, decode_response, infer_request, reference, rows_for, settings_for, start_subprocess_server, wait_until,
+)
 
 from zoo.proto import grpc_service_pb2_grpc as pb_grpc
 from zoo.server.dataplane import DRAINING
@@ -72,6 +75,10 @@ def http_client(port: int, x: np.ndarray, want: np.ndarray, r: Round) -> None:
         except ConnectionRefusedError:  # the port closed: this request never reached the server
             r.outcomes["http", "refused connection"] += 1
             return
+        except OSError as e:  # a connection dropped under a request: counted, and a failure of the round
+            r.outcomes["http", type(e).__name__] += 1
+            r.refusals.append(f"http: {type(e).__name__}: {e}")
+            return
         finally:
             conn.close()
         r.outcomes["http", status] += 1
@@ -119,12 +126,41 @@ def test_sigterm_under_load_answers_every_accepted_request_and_cancels_none(mode
         assert rc == 0, log
         assert "event loop: uvloop" in log
         assert not r.wrong, r.wrong
-        assert sum(n for (_, outcome), n in r.outcomes.items() if outcome != "OK" and outcome != 200) == 16, r.outcomes
         for refusal in r.refusals:  # every error answer is a refusal of a request never started, never CANCELLED
             assert refusal.split(": ", 1)[1].startswith(("UNAVAILABLE", "503")), refusal
             assert any(reason in refusal for reason in NOT_STARTED), refusal
+        # each client ends on exactly one refusal
+        assert sum(n for (_, outcome), n in r.outcomes.items() if outcome != "OK" and outcome != 200) == 16, r.outcomes
         total += r.outcomes
         across += r.across
     assert not any(outcome == "CANCELLED" for _, outcome in total), total
     assert total["split", "OK"] >= 2 * ROUNDS and total["http", 200] >= 2 * ROUNDS, total
     assert across > 0, "no request was in flight when the signal came"  # the drain answered calls it had accepted
+
+
+def test_an_open_stream_answers_what_it_was_sent_then_ends_unavailable_when_the_drain_begins(model_repo):
+    # A stream opened before the stop holds a request in the model: that request is answered, then the stream ends
+    # UNAVAILABLE (not CANCELLED at the end of the grace period), and the server exits without waiting the grace out.
+    srv = ThreadServer(settings_for(model_repo, grace=HANG_GUARD_S)).start()
+    x = rows_for(model_repo, "iris", 2, seed=9)
+    gate = threading.Event()
+    with HeldModel(srv, "iris") as held, grpc.insecure_channel(srv.address) as ch:
+
+        def requests():
+            yield infer_request("iris", x)
+            gate.wait(HANG_GUARD_S)  # the client keeps its side open
+
+        answers = pb_grpc.GRPCInferenceServiceStub(ch).ModelStreamInfer(requests(), timeout=HANG_GUARD_S)
+        held.wait_held()
+        stopping = threading.Thread(target=srv.stop)
+        stopping.start()
+        wait_until(lambda: srv.server.plane.shutting_down, "the server to start draining")
+        held.release()
+        first = next(answers)
+        with pytest.raises(grpc.RpcError) as ended:
+            next(answers)
+        gate.set()
+        stopping.join(HANG_GUARD_S)
+    assert not first.error_message and np.array_equal(decode_response(first.infer_response)["label"], reference(model_repo, "iris", 2, x)["label"])
+    assert ended.value.code() == grpc.StatusCode.UNAVAILABLE and "shutting down" in ended.value.details(), ended.value.details()
+    assert not srv.thread.is_alive()
