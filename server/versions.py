@@ -81,11 +81,13 @@ class ModelEntry:
         return self.default() is not None
 
 
-def graph_threshold(model: OnnxModel) -> float | None:
-    """The threshold the graph's one_hot and label were exported with (its metadata_props), None if it does not say."""
+def graph_threshold(model: OnnxModel) -> float | list[float] | None:
+    """The threshold the graph's one_hot and label were exported with (its metadata_props): a number, one per class
+    (multilabel), or None if it does not say."""
     raw = model.session.get_modelmeta().custom_metadata_map.get("default_threshold")
     try:
-        return float(json.loads(raw)) if raw is not None else None
+        value = json.loads(raw) if raw is not None else None
+        return [float(v) for v in value] if isinstance(value, list) else float(value) if value is not None else None
     except (ValueError, TypeError):
         return None
 

@@ -69,8 +69,10 @@ JS = r"""'use strict';
   const means = document.getElementById('fill-means');
   let answers = 0;
 
-  const showThreshold = () => { shown.value = Number(slider.value).toFixed(2); };
-  slider.addEventListener('input', showThreshold);
+  // Per-class defaults (multilabel) apply, with no threshold sent, until the slider moves; then it sets one for all.
+  let perClass = form.dataset.perClass === 'true';
+  const showThreshold = () => { shown.value = perClass ? 'per class' : Number(slider.value).toFixed(2); };
+  slider.addEventListener('input', () => { perClass = false; showThreshold(); });
   showThreshold();
   if (means) {
     means.addEventListener('click', () => { for (const f of fields) if (f.value === '') f.value = f.placeholder; });
@@ -157,9 +159,9 @@ JS = r"""'use strict';
       fail(e.message);
       return;
     }
-    const threshold = Number(slider.value);
     const input = {name: form.dataset.input, datatype: form.dataset.datatype, shape: [1, width], data: x};
-    const body = JSON.stringify({inputs: [input], parameters: {[form.dataset.thresholdParam]: threshold}});
+    const parameters = perClass ? {} : {[form.dataset.thresholdParam]: Number(slider.value)};
+    const body = JSON.stringify({inputs: [input], parameters});
     const url = new URL(path, window.location.href).href;
     form.setAttribute('aria-busy', 'true');
     try {

@@ -55,7 +55,7 @@ def version_body(info: VersionInfo) -> Html:
     facts = [
         ("Task", card.task),
         ("Execution provider", info.provider),
-        ("Default threshold", value(card.default_threshold)),
+        ("Default threshold", _thresholds(card.default_threshold, card.class_names)),
         ("Classes", _names(card.class_names, "classes")),
         ("Features", _names(card.feature_names, "features")),
         ("Dataset", value(meta.get("dataset", "—"))),
@@ -179,6 +179,11 @@ def _names(names: Sequence[str], what: str) -> Html:
     if len(names) <= LONG_LIST:
         return join([f"{len(names)}: ", listed])
     return h("details", h("summary", f"{len(names)} {what}"), listed)
+
+
+def _thresholds(t: float | list[float], classes: list[str]) -> str:
+    """The default threshold, or the per-class ones by class name."""
+    return "; ".join(f"{c} {v:.4g}" for c, v in zip(classes, t, strict=True)) if isinstance(t, list) else value(t)
 
 
 def value(v: Any) -> str:

@@ -49,6 +49,8 @@ def form(info: VersionInfo, token_required: bool) -> Html:
     fill = h("button", "Fill empty fields with the training means", type="button", id="fill-means") if means else None
     hint = "the training mean is each field's placeholder" if means else "the model records no training means"
     t = card.default_threshold
+    per_class = isinstance(t, list)
+    start = max(t) if isinstance(t, list) else t  # per-class defaults: one slider sets one threshold for every class
     inputs = h(
         "form",
         h(
@@ -77,9 +79,9 @@ def form(info: VersionInfo, token_required: bool) -> Html:
             "div",
             h("label", "Threshold", for_="threshold"),
             " ",
-            h("input", type="range", id="threshold", min="0", max="1", step="0.01", value=f"{t:g}", aria_describedby="threshold-help"),
+            h("input", type="range", id="threshold", min="0", max="1", step="0.01", value=f"{start:g}", aria_describedby="threshold-help"),
             " ",
-            h("output", f"{t:.2f}", id="threshold-value", for_="threshold"),
+            h("output", "per class" if per_class else f"{start:.2f}", id="threshold-value", for_="threshold"),
             h("p", _threshold_help(card.task, card.class_names, t), id="threshold-help", class_="hint"),
             class_="field",
         ),
@@ -93,6 +95,7 @@ def form(info: VersionInfo, token_required: bool) -> Html:
         data_input=card.input.name,
         data_datatype=card.input.datatype,
         data_threshold_param=contract.THRESHOLD_PARAM,
+        data_per_class="true" if per_class else None,  # the defaults apply (no threshold sent) until the slider moves
         data_outputs=json.dumps({"probabilities": contract.PROBABILITIES, "one_hot": contract.ONE_HOT, "label": contract.LABEL}),
         data_token="required" if token_required else None,
     )
@@ -127,12 +130,18 @@ def form(info: VersionInfo, token_required: bool) -> Html:
     )
 
 
-def _threshold_help(task: str, classes: Sequence[str], t: float) -> str:
+def _threshold_help(task: str, classes: Sequence[str], t: float | list[float]) -> str:
     rule = {
         "multiclass": "the most probable class is chosen when its probability is at least the threshold; below it, none is",
         "binary": f"the positive class ({classes[-1]}) is chosen when its probability is at least the threshold",
         "multilabel": "every class whose probability is at least the threshold is set",
     }.get(task, "")
+    if isinstance(t, list):
+        defaults = ", ".join(f"{c} {v:g}" for c, v in zip(classes, t, strict=True))
+        return (
+            f"{rule[:1].upper()}{rule[1:]}. This version's defaults are per class ({defaults}) and apply until you move "
+            "the slider, which then sets one threshold for every class."
+        )
     return f"{rule[:1].upper()}{rule[1:]}. This version's default is {t:g}."
 
 
