@@ -22,7 +22,7 @@ from zoo.server.grpc_api.listen import PortInUse, bind, credentials, grpc_option
 from zoo.server.grpc_api.service import SERVICE, handler
 from zoo.server.grpc_api.servicer import InferenceServicer
 from zoo.server.grpc_api.stream import StreamLimits
-from zoo.server.http_api import HttpServer
+from zoo.server.http_api.server import HttpServer
 from zoo.server.metrics import Metrics
 from zoo.server.monitor import Monitor
 from zoo.server.monitor_metrics import MonitorCollector
@@ -30,6 +30,7 @@ from zoo.server.payload_log import PayloadLog
 from zoo.server.registry import Registry
 from zoo.server.runtime import GpuRequired, provider_notice
 from zoo.server.settings import ServerSettings, SettingsError
+from zoo.server.worker_link import LinkedServer
 
 log = logging.getLogger("zoo.server")
 SHUTDOWN_MARGIN_S = 5.0  # beyond the grace period, for closing batchers and ports
@@ -44,7 +45,7 @@ class ZooServer:
 
     def __init__(self, settings: ServerSettings, *, registry_factory: RegistryFactory | None = None, worker=None):
         self.settings = settings
-        self.worker = worker  # zoo.server.workers.WorkerLink when this process is one of --workers
+        self.worker = worker  # zoo.server.worker_link.WorkerLink when this process is one of --workers
         self.monitor = Monitor(settings.drift_window) if settings.monitoring else None
         self.metrics = Metrics(multiprocess=worker is not None, monitor=self.monitor)
         self.health = GuardedHealth()
@@ -140,7 +141,7 @@ class ZooServer:
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         self.plane.started = True
         if self.worker is not None:
-            self.worker.started(self)
+            self.worker.started(LinkedServer(self.registry.names, self.metrics.write_snapshot, self.plane.apply, self.stop))
         what = f"zoo-server worker {self.worker.index}" if self.worker else "zoo-server"
         log.info(
             "%s listening on %s:%d (metrics port %s, HTTP port %s, model control %s)",

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 import typing
 from typing import Any
 
 import click
 
+from zoo.server.logs import configure_logging
 from zoo.server.settings import DevServerSettings, ServerSettings, SettingsError, env_name, flag_name, load
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def _option(name: str, field, default: Any) -> click.Option:
@@ -69,12 +67,6 @@ def make_command(name: str, settings_cls: type[ServerSettings], help_text: str) 
         help=help_text,
         context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120},
     )
-
-
-def configure_logging(tag: str = "") -> None:
-    """One line per record on stderr (a worker's lines carry its tag)."""
-    fmt = LOG_FORMAT.replace("%(name)s", f"%(name)s[{tag}]") if tag else LOG_FORMAT
-    logging.basicConfig(level=logging.INFO, format=fmt, stream=sys.stderr, force=True)
 
 
 SERVER_HELP = (

@@ -5,12 +5,11 @@ tensors move with pread/pwrite on it, never through a mapping: a client that shr
 replaces its object afterwards gets an error naming the region (or reads its old object), where a mapping would
 kill the server with SIGBUS. It is a boundary: only regular files directly under /dev/shm (no symlinks, FIFOs or
 folders), offsets and sizes checked, a cap on regions and on registered bytes, and only when the server allows it
-(--allow-shared-memory). Who may use it (clients on this host) is the transports' check, with `is_local`.
+(--allow-shared-memory). Who may use it (clients on this host) is the transports' check (server/locality.py).
 """
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import os
 import re
@@ -19,7 +18,6 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote
 
 import numpy as np
 
@@ -251,34 +249,6 @@ def parse_target(params: dict[str, Any], tensor: str) -> Target | None:
     if isinstance(size, bool) or isinstance(offset, bool) or not isinstance(size, int) or not isinstance(offset, int):
         raise InvalidInput(f"tensor {tensor!r}: {BYTE_SIZE} and {OFFSET} must be integers")
     return Target(region, offset, size)
-
-
-def is_local(host: str | None) -> bool:
-    """Whether a peer address is this host: loopback over IPv4 or IPv6 (IPv4-mapped too), or a Unix socket."""
-    if not host:
-        return False
-    if host.startswith("unix:"):
-        return True
-    try:
-        addr = ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
-    return addr.is_loopback
-
-
-def is_local_grpc_peer(peer: str) -> bool:
-    """Whether a gRPC peer string ('ipv4:127.0.0.1:5', 'ipv6:%5B::1%5D:5', 'unix:/path') names this host."""
-    peer = unquote(peer)  # gRPC percent-encodes the brackets of an IPv6 peer
-    if peer.startswith(("unix:", "unix-abstract:")):
-        return True
-    scheme, _, rest = peer.partition(":")
-    if scheme == "ipv4":
-        return is_local(rest.rsplit(":", 1)[0])
-    if scheme == "ipv6" and rest.startswith("["):
-        return is_local(rest[1 : rest.find("]")])
-    return False
 
 
 def _open(key: str, length: int) -> int:

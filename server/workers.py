@@ -8,7 +8,6 @@ server on its own event loop; the kernel spreads connections between them.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import multiprocessing
 import os
@@ -22,9 +21,9 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from zoo.server.settings import ServerSettings
+from zoo.server.worker_link import WorkerLink
 
 log = logging.getLogger("zoo.server")
-SNAPSHOT_EVERY_S = 0.5  # how stale another worker's statistics may be in a ModelStatistics answer
 STOP_MARGIN_S = 10.0
 
 
@@ -63,55 +62,10 @@ def how_it_ended(exitcode: int | None) -> str:
     return f"exited with code {exitcode}"
 
 
-class WorkerLink:
-    """A worker's side of its pipe to the supervisor."""
-
-    def __init__(self, index: int, conn: Connection, stats_folder: str):
-        self.index = index
-        self.conn = conn
-        self.stats_folder = stats_folder
-        self._server: Any = None  # the ZooServer, once started
-        self._snapshots: asyncio.Task | None = None
-
-    def started(self, server) -> None:
-        """Called by the server once it serves: report ready, start listening to the supervisor."""
-        self._server = server
-        loop = asyncio.get_running_loop()
-        self._snapshots = loop.create_task(self._write_snapshots())
-        threading.Thread(target=self._listen, args=(loop,), name="zoo-worker-link", daemon=True).start()
-        self.conn.send(("ready", self.index, os.getpid(), server.registry.names()))
-
-    def announce(self, op: tuple) -> None:
-        """Tell the supervisor about a change every worker must make."""
-        self.conn.send(("op", op))
-
-    def stopping(self) -> None:
-        """Called when the server drains: the last statistics snapshot is written."""
-        if self._snapshots is not None:
-            self._snapshots.cancel()
-        if self._server is not None:
-            self._server.metrics.write_snapshot(self.stats_folder)
-
-    def _listen(self, loop: asyncio.AbstractEventLoop) -> None:
-        while True:
-            try:
-                msg = self.conn.recv()
-            except (EOFError, OSError):  # the supervisor is gone: nobody will route traffic here for long
-                loop.call_soon_threadsafe(self._server.stop)
-                return
-            if msg[0] == "op":
-                asyncio.run_coroutine_threadsafe(self._server.plane.apply(msg[1]), loop)
-
-    async def _write_snapshots(self) -> None:
-        while True:
-            await asyncio.sleep(SNAPSHOT_EVERY_S)
-            await asyncio.to_thread(self._server.metrics.write_snapshot, self.stats_folder)
-
-
 def _worker_main(index: int, settings: ServerSettings, conn: Connection, stats_folder: str) -> None:
     """A worker process: one whole server, linked to the supervisor."""
     from zoo.server.app import run
-    from zoo.server.cli import configure_logging
+    from zoo.server.logs import configure_logging
 
     configure_logging(f"w{index}")
     code = run(settings, worker=WorkerLink(index, conn, stats_folder))

@@ -14,7 +14,7 @@ from zoo.server.errors import InvalidInput, NotFound
 from zoo.server.grpc_api import codec
 from zoo.server.grpc_api.limits import PeerStreams
 from zoo.server.grpc_api.stream import StreamLimits, serve_stream
-from zoo.server.shm import is_local_grpc_peer
+from zoo.server.locality import is_local_grpc_peer
 
 
 class InferenceServicer:

@@ -20,7 +20,7 @@ from zoo.server.dataplane import DataPlane
 from zoo.server.errors import InvalidInput
 from zoo.server.http_api import codec
 from zoo.server.http_api.messages import to_json
-from zoo.server.shm import is_local
+from zoo.server.locality import is_local
 
 # The protocol's health answer: 200 means true, a 4xx false (Triton answers 400; so do we).
 NOT_READY = 400

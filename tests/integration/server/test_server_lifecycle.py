@@ -159,7 +159,7 @@ def test_sigterm_stops_the_process_with_exit_code_zero(model_repo):
 HUNG_AT_START = """
 import asyncio, sys, threading
 from zoo.server.app import serve
-from zoo.server.cli import configure_logging
+from zoo.server.logs import configure_logging
 from zoo.server.model_files import RepositoryFiles
 from zoo.server.registry import Registry
 from zoo.server.settings import ServerSettings

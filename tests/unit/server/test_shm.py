@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from zoo.server.errors import InvalidInput, NotFound, RegionExists
-from zoo.server.shm import SharedMemory, Target, is_local, is_local_grpc_peer, parse_target
+from zoo.server.locality import is_local, is_local_grpc_peer
+from zoo.server.shm import SharedMemory, Target, parse_target
 
 
 @pytest.fixture
