@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from zoo.core.contract import INPUT_NAME, ModelCard
+from zoo.core.contract import INPUT_NAME, PROBABILITIES, ModelCard
 from zoo.core.onnx_session import CPU, gpu_wanted, open_session
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ class OnnxModel:
             raise ValueError("metadata has no self-check rows: the version cannot be verified; re-export it with `zoo export`")
         x = np.ascontiguousarray(card.selfcheck_inputs, dtype=np.float32)
         want = np.asarray(card.selfcheck_probabilities, dtype=np.float32)
-        got = self.predict(x)["probabilities"]
+        got = self.predict(x)[PROBABILITIES]
         if got.shape != want.shape:
             raise ValueError(f"self-check: probabilities shape {list(got.shape)} != exported {list(want.shape)}")
         diff = float(np.max(np.abs(got - want)))

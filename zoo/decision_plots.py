@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from zoo.core.contract import Task
 from zoo.metrics import ECE_BINS, ece, reliability
 from zoo.plots import _figure_bytes, _pyplot
 
@@ -17,7 +18,7 @@ def reliability_png(curves: dict[str, tuple[np.ndarray, np.ndarray]], task: str,
         r = reliability(p, y, task)
         filled = r["count"] > 0
         ax.plot(r["confidence"][filled], r["accuracy"][filled], marker="o", label=f"{label} (ECE {ece(p, y, task):.3f})")
-    what = "share positive" if task == "multilabel" else "accuracy"
+    what = "share positive" if task == Task.MULTILABEL else "accuracy"
     ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="confidence", ylabel=what, title=f"{title} ({ECE_BINS} bins)")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)

@@ -7,6 +7,7 @@ import numpy as np
 from sklearn.metrics import precision_recall_curve, precision_recall_fscore_support
 
 from zoo.core import decision
+from zoo.core.contract import Task
 from zoo.metrics import ece
 
 
@@ -26,7 +27,7 @@ def parse_threshold(text: str | None) -> float | list[float] | None:
 def report(p: np.ndarray, y: np.ndarray, task: str, threshold, class_names: list[str]) -> dict:
     """The decision facts of probabilities p against targets y at `threshold`."""
     C = len(class_names)
-    if task == "multilabel":
+    if task == Task.MULTILABEL:
         pred = decision.one_hot(p, task, threshold) > 0
         pr, rc, f1, sup = precision_recall_fscore_support(y >= 0.5, pred, average=None, zero_division=0)
         accuracy, answered = float(np.mean(np.all(pred == (y >= 0.5), axis=1))), pred.any(axis=1)
@@ -63,14 +64,14 @@ def format_report(r: dict) -> str:
 
 def curves(p: np.ndarray, y: np.ndarray, task: str, class_names: list[str]) -> dict[str, dict]:
     """Precision-recall per class (binary: the positive one), or accuracy against coverage (multiclass)."""
-    if task == "multiclass":
+    if task == Task.MULTICLASS:
         from zoo.training.operating_point import _multiclass_threshold
 
         return {"top class": _multiclass_threshold(p, y, None)[1]}
-    cols = [1] if task == "binary" else range(len(class_names))
+    cols = [1] if task == Task.BINARY else range(len(class_names))
     out = {}
     for c in cols:
-        positives = (y == 1) if task == "binary" else (y[:, c] >= 0.5)
+        positives = (y == 1) if task == Task.BINARY else (y[:, c] >= 0.5)
         if positives.any():
             precision, recall, _ = precision_recall_curve(positives, p[:, c])
             out[class_names[c]] = {"precision": precision, "recall": recall}

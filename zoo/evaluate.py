@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from zoo.core import repository
-from zoo.core.contract import INPUT_NAME, OUTPUT_NAMES, ModelCard
+from zoo.core.contract import INPUT_NAME, LABEL, ONE_HOT, OUTPUT_NAMES, ModelCard, Task
 from zoo.core.onnx_session import open_session
 from zoo.data.dataset import DataError
 
@@ -67,18 +67,18 @@ def evaluate(repo_root, name, version, X, y_true: np.ndarray, card: ModelCard | 
 
     card = card or repository.read_card(repo_root, name, version)
     out = run_model(repo_root, card, X)
-    if card.task == "multilabel":
-        acc = float(np.mean(np.all(out["one_hot"] == y_true, axis=1)))
+    if card.task == Task.MULTILABEL:
+        acc = float(np.mean(np.all(out[ONE_HOT] == y_true, axis=1)))
         cm = None
     else:
-        acc = float(np.mean(out["label"] == y_true))
-        cm = confusion_matrix(y_true, out["label"], card.num_classes)
+        acc = float(np.mean(out[LABEL] == y_true))
+        cm = confusion_matrix(y_true, out[LABEL], card.num_classes)
     return Evaluation(card.name, card.version, len(X), acc, cm, card.class_names)
 
 
 def encode_labels(raw: list[list[str]], card: ModelCard, source: str) -> np.ndarray:
     """Map label strings of a file onto the model's class indices (multilabel: 0/1 columns)."""
-    if card.task == "multilabel":
+    if card.task == Task.MULTILABEL:
         return np.array([[float(v in ("1", "1.0", "true", "True")) for v in row] for row in raw], dtype=np.float32)
     index = {c: i for i, c in enumerate(card.class_names)}
     out = np.empty(len(raw), dtype=np.int64)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from zoo.core.contract import Task
+
 ECE_BINS = 15  # equal-width confidence bins, as in Guo et al., "On Calibration of Modern Neural Networks"
 
 
 def confidences(probabilities: np.ndarray, y: np.ndarray, task: str) -> tuple[np.ndarray, np.ndarray]:
     """(confidence, correct) pairs the ECE bins: the top class for single-label tasks, every (row, class) for multilabel."""
     p = np.asarray(probabilities, dtype=np.float64)
-    if task == "multilabel":
+    if task == Task.MULTILABEL:
         return p.ravel(), (np.asarray(y).ravel() >= 0.5).astype(np.float64)
     return p.max(axis=1), (p.argmax(axis=1) == np.asarray(y)).astype(np.float64)
 

@@ -7,6 +7,7 @@ import io
 import numpy as np
 
 from zoo.core import decision
+from zoo.core.contract import Task
 from zoo.core.repository import FIGURES
 
 
@@ -88,7 +89,7 @@ def run_figures(
     """A run's PNGs by file name, as `zoo export` carries them: the training curve and (single-label tasks) the
     confusion matrix of the test split at the task's default threshold."""
     out = {FIGURES["training_curve"]: training_curve_png(history, f"{name}: training")}
-    if task != "multilabel":
+    if task != Task.MULTILABEL:
         pred = decision.labels(probabilities, task, decision.default_threshold(task))
         cm = confusion_matrix(np.asarray(y_test), pred, len(class_names))
         out[FIGURES["confusion_matrix"]] = confusion_matrix_png(cm, class_names, f"{name}: test split")

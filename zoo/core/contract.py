@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,17 @@ BACKEND = "onnxruntime"
 INPUT_NAME = "input"
 PROBABILITIES, ONE_HOT, LABEL = "probabilities", "one_hot", "label"
 OUTPUT_NAMES = (PROBABILITIES, ONE_HOT, LABEL)
-TASKS = ("multiclass", "binary", "multilabel")
+
+
+class Task(StrEnum):
+    """What a model decides: one class of several, yes or no, or any set of labels (a str, as metadata.json has it)."""
+
+    MULTICLASS = "multiclass"
+    BINARY = "binary"
+    MULTILABEL = "multilabel"
+
+
+TASKS = tuple(Task)
 
 # Request parameter: a per-request decision threshold. Stock clients (tritonclient, KServe's SDK) can only send
 # bool, int and str parameters, so a numeric string is accepted as well as a double.

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-DEFAULT_THRESHOLDS = {"multiclass": 0.0, "binary": 0.5, "multilabel": 0.5}
+from zoo.core.contract import Task
+
+DEFAULT_THRESHOLDS = {Task.MULTICLASS: 0.0, Task.BINARY: 0.5, Task.MULTILABEL: 0.5}
 
 
 def default_threshold(task: str) -> float:
@@ -23,7 +25,7 @@ def as_threshold(threshold: float | list[float], task: str, num_classes: int) ->
     t = np.asarray(threshold, dtype=np.float32)
     if t.ndim == 0:
         return np.float32(t)
-    if task != "multilabel" or t.shape != (num_classes,):
+    if task != Task.MULTILABEL or t.shape != (num_classes,):
         raise ValueError(f"per-class thresholds need a multilabel model and one per class ({num_classes}); got {t.size} for a {task} model")
     return t
 
@@ -32,9 +34,9 @@ def one_hot(probabilities: np.ndarray, task: str, threshold: float | list[float]
     """FP32 [N, C] decision matrix for [N, C] probabilities."""
     p = np.asarray(probabilities, dtype=np.float32)
     t = as_threshold(threshold, task, p.shape[1])
-    if task == "multilabel":
+    if task == Task.MULTILABEL:
         return (p >= t).astype(np.float32)
-    if task == "binary":
+    if task == Task.BINARY:
         pos = p[:, 1] >= t
         return np.stack([~pos, pos], axis=1).astype(np.float32)
     k = p.argmax(axis=1)
@@ -48,7 +50,7 @@ def labels(probabilities: np.ndarray, task: str, threshold: float | list[float])
     """INT64 [N] label: the most probable set class, -1 when none is set."""
     p = np.asarray(probabilities, dtype=np.float32)
     t = as_threshold(threshold, task, p.shape[1])
-    if task == "binary":
+    if task == Task.BINARY:
         return (p[:, 1] >= t).astype(np.int64)
     if np.ndim(t):  # per-class thresholds: the most probable of the classes set (probabilities are >= 0)
         is_set = p >= t

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from zoo.core.contract import Task
 from zoo.metrics import ece
 
 METHODS = ("temperature", "none")
@@ -16,14 +17,14 @@ PRIOR_SD = 0.25  # prior spread of log T around 0 (T = 1): about a factor of 1.3
 
 
 def _loss(task: str):
-    return torch.nn.CrossEntropyLoss() if task == "multiclass" else torch.nn.BCEWithLogitsLoss()
+    return torch.nn.CrossEntropyLoss() if task == Task.MULTICLASS else torch.nn.BCEWithLogitsLoss()
 
 
 def _targets(y: np.ndarray, task: str) -> torch.Tensor:
-    if task == "multiclass":
+    if task == Task.MULTICLASS:
         return torch.as_tensor(np.asarray(y), dtype=torch.long)
     t = torch.as_tensor(np.asarray(y), dtype=torch.float32)
-    return t.unsqueeze(1) if task == "binary" else t
+    return t.unsqueeze(1) if task == Task.BINARY else t
 
 
 def nll(logits: np.ndarray, y: np.ndarray, task: str, temperature: float = 1.0) -> float:

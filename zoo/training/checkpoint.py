@@ -13,6 +13,7 @@ from safetensors.torch import load_file, save
 
 from zoo.core import reference
 from zoo.core.atomic import publish_dir, remove_stale_staging, remove_tree, staging_dir, write_bytes, write_json
+from zoo.core.contract import Task
 from zoo.data.dataset import Dataset, stratified_split
 from zoo.training.model import MLP, MLPSpec
 
@@ -93,7 +94,7 @@ def save_run(
                 "origin": data.origin,
             },
             # what the server compares its inputs and decisions with (zoo.core.reference), carried by the export
-            reference.KEY: reference.statistics(data.X_train, data.y_train, data.num_classes, multilabel=data.task == "multilabel"),
+            reference.KEY: reference.statistics(data.X_train, data.y_train, data.num_classes, multilabel=data.task == Task.MULTILABEL),
         }
         write_json(stage / MODEL_FILE, info)
         write_json(stage / CONFIG_FILE, config)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from zoo.core import decision, repository
 from zoo.core.atomic import write_bytes
+from zoo.core.contract import Task
 from zoo.training import operating_point
 from zoo.training.calibration import calibrate_run, logits_to_probabilities, run_logits
 
@@ -88,16 +89,16 @@ def decide(run, calibration: str, threshold, target_precision: float | None = No
 
 
 def _curves_by_class(curve: dict, task: str, names: list[str]) -> dict[str, dict]:
-    if task == "multilabel":
+    if task == Task.MULTILABEL:
         return curve
-    return {names[1] if task == "binary" else "top class": curve}
+    return {names[1] if task == Task.BINARY else "top class": curve}
 
 
 def _marks(op: dict, task: str, names: list[str]) -> dict[str, tuple[float, float]]:
     """Where the chosen threshold sits on each plotted curve (x, y as the curve plots them)."""
     v = op.get("validation") or {}
-    if task == "multilabel":
+    if task == Task.MULTILABEL:
         return {n: (s["recall"], s["precision"]) for n, s in v.get("per_class", {}).items()}
-    if task == "multiclass":
+    if task == Task.MULTICLASS:
         return {"top class": (v.get("coverage", 1.0), v.get("precision", float("nan")))}
     return {names[1]: (v.get("recall", float("nan")), v.get("precision", float("nan")))}

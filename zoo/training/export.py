@@ -16,7 +16,7 @@ from torch import nn
 
 from zoo.core import decision, model_config, reference, repository
 from zoo.core.atomic import publish_dir, remove_stale_staging, remove_tree, staging_dir, write_bytes, write_json, write_text
-from zoo.core.contract import DEFAULT_BATCHING, INPUT_NAME, OUTPUT_NAMES, ModelCard
+from zoo.core.contract import DEFAULT_BATCHING, INPUT_NAME, OUTPUT_NAMES, ModelCard, Task
 from zoo.core.onnx_session import open_session
 from zoo.training.checkpoint import Run
 from zoo.training.model import MLP, logits_to_probabilities
@@ -50,13 +50,13 @@ class DecisionGraph(nn.Module):
             is_set = p >= t
             k = torch.where(is_set, p, torch.full_like(p, -1.0)).argmax(dim=1)
             return p, is_set.float(), torch.where(is_set.any(dim=1), k, torch.full_like(k, -1))
-        if self.task == "binary":
+        if self.task == Task.BINARY:
             pos = p[:, 1] >= t
             return p, torch.stack([~pos, pos], dim=1).float(), pos.long()
         k = p.argmax(dim=1)  # first maximum on ties, like ONNX ArgMax and numpy
         top_set = p.gather(1, k.unsqueeze(1)).squeeze(1) >= t
         label = torch.where(top_set, k, torch.full_like(k, -1))
-        if self.task == "multilabel":
+        if self.task == Task.MULTILABEL:
             return p, (p >= t).float(), label
         one_hot = (self.get_buffer("classes").unsqueeze(0) == k.unsqueeze(1)) & top_set.unsqueeze(1)
         return p, one_hot.float(), label

@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from zoo.core.contract import Task
+
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
 
 
@@ -17,7 +19,7 @@ class MLPSpec:
 
     num_features: int
     num_classes: int  # classes the user sees; a binary model has 2 and one output logit
-    task: str = "multiclass"  # multiclass | binary | multilabel
+    task: str = Task.MULTICLASS  # multiclass | binary | multilabel
     hidden: tuple[int, ...] = (100,)
     activation: str = "relu"
     dropout: float = 0.0
@@ -27,7 +29,7 @@ class MLPSpec:
     @property
     def num_logits(self) -> int:
         """Width of the last layer: one logit for binary, one per class otherwise."""
-        return 1 if self.task == "binary" else self.num_classes
+        return 1 if self.task == Task.BINARY else self.num_classes
 
     def to_dict(self) -> dict:
         """JSON-ready dict."""
@@ -65,7 +67,7 @@ class MLP(nn.Module):
     def __init__(self, spec: MLPSpec):
         super().__init__()
         self.spec = spec
-        if spec.task not in ("multiclass", "binary", "multilabel"):
+        if spec.task not in (Task.MULTICLASS, Task.BINARY, Task.MULTILABEL):
             raise ValueError(f"unknown task {spec.task!r}")
         if spec.activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {spec.activation!r}; expected one of {', '.join(ACTIVATIONS)}")
@@ -122,10 +124,10 @@ def functional_forward(model: MLP):
 
 def logits_to_probabilities(logits: torch.Tensor, task: str) -> torch.Tensor:
     """Softmax for multiclass, sigmoid for multilabel, [1 - p, p] for binary."""
-    if task == "multiclass":
+    if task == Task.MULTICLASS:
         return torch.softmax(logits, dim=1)
     p = torch.sigmoid(logits)
-    return torch.cat([1.0 - p, p], dim=1) if task == "binary" else p
+    return torch.cat([1.0 - p, p], dim=1) if task == Task.BINARY else p
 
 
 def count_parameters(model: nn.Module) -> int:

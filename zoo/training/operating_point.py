@@ -12,6 +12,7 @@ import numpy as np
 from sklearn.metrics import precision_recall_curve, precision_recall_fscore_support
 
 from zoo.core import decision
+from zoo.core.contract import Task
 
 MIN_POSITIVES = 5  # fewer validation positives (or answered rows) than this cannot support a threshold
 CURVE_POINTS = 200  # the stored curve is downsampled to about this many points
@@ -99,12 +100,12 @@ def choose(p: np.ndarray, y: np.ndarray, task: str, class_names: list[str], targ
         if target_recall is not None
         else "best F1"
     )
-    if task == "multiclass":
+    if task == Task.MULTICLASS:
         if target_recall is not None:
             raise OperatingPointError("--target-recall applies to binary and multilabel models; give a multiclass model --target-precision")
         t, curve = _multiclass_threshold(p, y, target_precision)
         return t, (chosen_by if target_precision is not None else "always answer (multiclass)"), _downsample(curve)
-    if task == "binary":
+    if task == Task.BINARY:
         t, curve = _binary_threshold(p[:, 1], y == 1, f"class {class_names[1]!r}", target_precision, target_recall)
         return t, chosen_by, _downsample(curve)
     picks = [_binary_threshold(p[:, c], y[:, c] >= 0.5, f"class {n!r}", target_precision, target_recall) for c, n in enumerate(class_names)]
@@ -113,7 +114,7 @@ def choose(p: np.ndarray, y: np.ndarray, task: str, class_names: list[str], targ
 
 def scores(p: np.ndarray, y: np.ndarray, task: str, threshold, class_names: list[str]) -> dict:
     """Precision, recall, F1 and coverage at a threshold (per class for multilabel; answered rows for multiclass)."""
-    if task == "multiclass":
+    if task == Task.MULTICLASS:
         label = decision.labels(p, task, threshold)
         answered = label >= 0
         correct = int((label[answered] == y[answered]).sum())
@@ -122,8 +123,8 @@ def scores(p: np.ndarray, y: np.ndarray, task: str, threshold, class_names: list
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         return {"precision": precision, "recall": recall, "f1": f1, "coverage": float(answered.mean()) if len(y) else 0.0}
     oh = decision.one_hot(p, task, threshold)
-    if task == "binary":
-        pr, rc, f1, _ = precision_recall_fscore_support(y == 1, oh[:, 1] > 0, average="binary", zero_division=0)
+    if task == Task.BINARY:
+        pr, rc, f1, _ = precision_recall_fscore_support(y == 1, oh[:, 1] > 0, average=Task.BINARY, zero_division=0)
         return {"precision": float(pr), "recall": float(rc), "f1": float(f1), "coverage": 1.0}
     pr, rc, f1, support = precision_recall_fscore_support(y >= 0.5, oh > 0, average=None, zero_division=0)
     per_class = {
