@@ -45,7 +45,7 @@ class AsyncZooClient(Connection):
         return info
 
     async def predict(
-        self, model: str, X, threshold: float | None = None, version: str | int | None = None, outputs: list[str] | None = None
+        self, model: str, X, threshold: codec.Threshold | None = None, version: str | int | None = None, outputs: list[str] | None = None
     ) -> Prediction:
         """Predict rows X ([F] or [N, F]); inputs over the message cap go as several requests, answered in order."""
         plan = codec.predict_plan(self._info, self.max_message_bytes, model, X, threshold=threshold, version=version, outputs=outputs)
@@ -58,7 +58,12 @@ class AsyncZooClient(Connection):
             reply = await (self.metadata(op[1], op[2]) if op[0] == "info" else self._call("ModelInfer", op[1]))
 
     async def predict_stream(
-        self, model: str, batches, threshold: float | None = None, version: str | int | None = None, outputs: list[str] | None = None
+        self,
+        model: str,
+        batches,
+        threshold: codec.Threshold | None = None,
+        version: str | int | None = None,
+        outputs: list[str] | None = None,
     ) -> AsyncIterator[Prediction]:
         """Predict every batch of `batches` (an iterable or async iterable of rows) over one stream, in order."""
         info = await self.metadata(model, version)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,9 @@ from zoo.proto import grpc_service_pb2 as pb
 
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # the server's default cap
 REQUEST_OVERHEAD_BYTES = contract.MESSAGE_ENVELOPE_BYTES + contract.CLIENT_ID_ROOM_BYTES  # around the raw rows, both ways
+
+# A request's threshold: one number, or one per class (multilabel) as a sequence of numbers or a string "0.1,0.9,0.5".
+Threshold = float | Sequence[float] | np.ndarray | str
 
 
 class ClientError(Exception):
@@ -124,7 +128,7 @@ def split_rows(x: np.ndarray, rows: int) -> list[np.ndarray]:
 
 
 def infer_request(
-    model: str, x: np.ndarray, *, input_name: str, version: str = "", threshold: float | None = None, outputs=None, request_id: str = ""
+    model: str, x: np.ndarray, *, input_name: str, version: str = "", threshold: Threshold | None = None, outputs=None, request_id: str = ""
 ) -> pb.ModelInferRequest:
     """A ModelInferRequest carrying x as little-endian FP32 in raw_input_contents."""
     req = pb.ModelInferRequest(model_name=model, model_version=version, id=request_id)
@@ -132,8 +136,14 @@ def infer_request(
     req.raw_input_contents.append(x.astype("<f4", copy=False).tobytes())
     for name in outputs or ():
         req.outputs.add(name=name)
-    if threshold is not None:
-        req.parameters[contract.THRESHOLD_PARAM].double_param = float(threshold)
+    if isinstance(threshold, str):  # the server checks it (per-class strings are how stock clients send a list)
+        req.parameters[contract.THRESHOLD_PARAM].string_param = threshold
+    elif threshold is not None:
+        t = np.asarray(threshold, dtype=np.float64)
+        if t.ndim:  # one per class: a comma-separated string (repr keeps every digit)
+            req.parameters[contract.THRESHOLD_PARAM].string_param = ",".join(repr(float(v)) for v in t.ravel())
+        else:
+            req.parameters[contract.THRESHOLD_PARAM].double_param = float(t)
     return req
 
 

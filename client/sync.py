@@ -45,7 +45,7 @@ class ZooClient(Connection):
         return info
 
     def predict(
-        self, model: str, X, threshold: float | None = None, version: str | int | None = None, outputs: list[str] | None = None
+        self, model: str, X, threshold: codec.Threshold | None = None, version: str | int | None = None, outputs: list[str] | None = None
     ) -> Prediction:
         """Predict rows X ([F] or [N, F]); inputs over the message cap go as several requests, answered in order."""
         x = codec.as_rows(X)
@@ -66,7 +66,7 @@ class ZooClient(Connection):
         self,
         model: str,
         batches: Iterable,
-        threshold: float | None = None,
+        threshold: codec.Threshold | None = None,
         version: str | int | None = None,
         outputs: list[str] | None = None,
     ) -> Iterator[Prediction]:

@@ -56,7 +56,7 @@ class InferenceCall:
 
     rows: np.ndarray  # FP32 [N, F], C-contiguous
     outputs: tuple[str, ...]  # names to send, in the order asked
-    threshold: float | None  # per-request threshold; None: the model's default
+    threshold: float | list[float] | None  # per-request threshold (a list: one per class); None: the model's default
     request_id: str = ""
 
 
@@ -143,21 +143,46 @@ def check_finite(x: np.ndarray, card: ModelCard) -> None:
     raise InvalidInput(f"row {row} holds {x[row, col]} in {card.feature_names[col]}: inputs must be finite numbers")
 
 
-def parse_threshold(parameters: dict[str, Any]) -> float | None:
-    """The per-request threshold from the request parameters, or None; raises InvalidInput when not in [0, 1]."""
+def parse_threshold(parameters: dict[str, Any], card: ModelCard | None = None) -> float | list[float] | None:
+    """The per-request threshold from the request parameters, or None: a number, or (multilabel) one per class as a list
+    or a comma-separated string; raises InvalidInput when a value is not in [0, 1] or the count is not the classes'."""
     if THRESHOLD_PARAM not in parameters:
         return None
     raw = parameters[THRESHOLD_PARAM]
-    problem = f'parameter {THRESHOLD_PARAM} must be a number in [0, 1] (a double, or a string such as "0.7"); got {raw!r}'
-    if isinstance(raw, bool) or raw is None:
+    per_class = isinstance(raw, list) or (isinstance(raw, str) and "," in raw)
+    if not per_class:
+        return _unit(raw, raw)
+    values = raw if isinstance(raw, list) else raw.split(",")
+    thresholds = [_unit(v, raw) for v in values]
+    if card is not None:
+        c = card.num_classes
+        if card.task != "multilabel":
+            raise InvalidInput(
+                f"parameter {THRESHOLD_PARAM} of this {card.task} model is one number in [0, 1]; got {len(thresholds)} values {raw!r}"
+            )
+        if len(thresholds) != c:
+            raise InvalidInput(
+                f"parameter {THRESHOLD_PARAM} needs one value per class ({c}: {', '.join(card.class_names)}) or one for all; "
+                f"got {len(thresholds)} values {raw!r}"
+            )
+    return thresholds
+
+
+def _unit(value: Any, raw: Any) -> float:
+    """One threshold value as a float in [0, 1]; InvalidInput quoting the whole parameter otherwise."""
+    problem = (
+        f'parameter {THRESHOLD_PARAM} must be a number in [0, 1] (a double, or a string such as "0.7"), or one per class '
+        f'(a list, or a string such as "0.1,0.9,0.5"); got {raw!r}'
+    )
+    if isinstance(value, bool) or value is None or isinstance(value, list | dict):
         raise InvalidInput(problem)
     try:
-        value = float(raw)
+        t = float(value)
     except (TypeError, ValueError):
         raise InvalidInput(problem) from None
-    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+    if not math.isfinite(t) or not 0.0 <= t <= 1.0:
         raise InvalidInput(problem)
-    return value
+    return t
 
 
 def select_outputs(requested: Sequence[str]) -> tuple[str, ...]:
@@ -174,7 +199,7 @@ def make_call(
     card: ModelCard, inputs: Sequence[InputTensor], requested: Sequence[str], parameters: dict[str, Any], request_id: str = ""
 ) -> InferenceCall:
     """Step 1: a transport's decoded request, checked against the card."""
-    return InferenceCall(decode_rows(inputs, card), select_outputs(requested), parse_threshold(parameters), request_id)
+    return InferenceCall(decode_rows(inputs, card), select_outputs(requested), parse_threshold(parameters, card), request_id)
 
 
 def call_for(card: ModelCard, request: InferRequest) -> InferenceCall:

@@ -137,6 +137,19 @@ def table(pred) -> str:
     return "\n".join(f"{a:>{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}" for a, b, c in lines)
 
 
+def threshold_option(text: str | None) -> float | list[float] | None:
+    """--threshold as a number in [0, 1] or a list of them (one per class); the server checks the count."""
+    if text is None:
+        return None
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"expected a number in [0, 1] or one per class separated by commas; got {text!r}") from None
+    if not all(0.0 <= v <= 1.0 for v in values):
+        raise click.BadParameter(f"every value must be in [0, 1]; got {text!r}")
+    return values[0] if len(values) == 1 else values
+
+
 @click.command()
 @click.argument("model")
 @click.option(
@@ -148,7 +161,12 @@ def table(pred) -> str:
 )
 @click.option("--by-position", is_flag=True, help="Take the file's columns in file order as the model's features, ignoring any header.")
 @click.option("--url", default="localhost:8001", show_default=True, help="Server address host:port.")
-@click.option("--threshold", type=click.FloatRange(0, 1), default=None, help="Decision threshold (default: the model's own).")
+@click.option(
+    "--threshold",
+    default=None,
+    callback=lambda ctx, param, text: threshold_option(text),
+    help="Decision threshold in [0, 1], or one per class separated by commas (multilabel; default: the model's own).",
+)
 @click.option("--version", "model_version", default=None, help="Model version (default: the latest the server serves).")
 @click.option(
     "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write .csv or .json instead of printing a table."
