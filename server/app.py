@@ -23,6 +23,7 @@ from zoo.server.grpc_api.service import SERVICE, handler
 from zoo.server.grpc_api.servicer import InferenceServicer
 from zoo.server.grpc_api.stream import StreamLimits
 from zoo.server.http_api.server import HttpServer
+from zoo.server.listen import where_to_look
 from zoo.server.metrics import Metrics
 from zoo.server.monitor import Monitor
 from zoo.server.monitor_metrics import MonitorCollector
@@ -142,6 +143,8 @@ class ZooServer:
         self.plane.started = True
         if self.worker is not None:
             self.worker.started(LinkedServer(self.registry.names, self.metrics.write_snapshot, self.plane.apply, self.stop))
+        if self.worker is None or self.worker.index == 0:
+            log.info("%s", where_to_look(s.host, self.http_port))
         what = f"zoo-server worker {self.worker.index}" if self.worker else "zoo-server"
         log.info(
             "%s listening on %s:%d (metrics port %s, HTTP port %s, model control %s)",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hmac
 import json
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -20,6 +19,7 @@ from prometheus_client.exposition import ThreadingWSGIServer
 
 from zoo.server import monitor_share
 from zoo.server.batcher import BatchReport
+from zoo.server.listen import listen
 from zoo.server.monitor import Monitor
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -245,12 +245,23 @@ def serve_metrics(host: str, port: int, registry: CollectorRegistry, token: str 
             return [body]
         return app(environ, start_response)
 
-    class Server(ThreadingWSGIServer):
-        address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    servers = []
+    for sock in listen(host, port):  # `localhost`: IPv4 and IPv6 loopback on one port
 
-    httpd = make_server(host, port, guarded, Server, handler_class=_Quiet)
-    threading.Thread(target=httpd.serve_forever, name="zoo-metrics", daemon=True).start()
-    return httpd
+        class Server(ThreadingWSGIServer):
+            address_family = sock.family
+
+            def server_bind(self, sock=sock):  # the socket is bound already: take it over
+                self.socket.close()
+                self.socket = sock
+                self.server_address = sock.getsockname()[:2]
+                self.server_name, self.server_port = str(self.server_address[0]), self.server_address[1]
+                self.setup_environ()
+
+        httpd = make_server(host, 0, guarded, Server, handler_class=_Quiet)
+        threading.Thread(target=httpd.serve_forever, name="zoo-metrics", daemon=True).start()
+        servers.append(httpd)
+    return servers[0] if len(servers) == 1 else _Servers(servers)
 
 
 class _Quiet(WSGIRequestHandler):
@@ -258,3 +269,19 @@ class _Quiet(WSGIRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+
+class _Servers:
+    """The metrics servers of one port (IPv4 and IPv6 loopback), closed together."""
+
+    def __init__(self, servers: list) -> None:
+        self.servers = servers
+        self.server_port = servers[0].server_port
+
+    def shutdown(self) -> None:
+        for s in self.servers:
+            s.shutdown()
+
+    def server_close(self) -> None:
+        for s in self.servers:
+            s.server_close()

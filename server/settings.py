@@ -160,6 +160,9 @@ class ServerSettings(BaseSettings):
 class DevServerSettings(ServerSettings):
     """`zoo serve`: the same settings, for a developer's machine: new exports are picked up without a restart."""
 
+    # A development server polls the repository, allows shared memory and has no token: it listens on this machine
+    # only (IPv4 and IPv6 loopback) unless --host says otherwise.
+    host: str = Field("localhost", description="address to bind (localhost: loopback over IPv4 and IPv6; 0.0.0.0: every address)")
     model_control_mode: ModelControl = Field("poll", description=ServerSettings.model_fields["model_control_mode"].description)
     allow_shared_memory: bool = Field(True, description=ServerSettings.model_fields["allow_shared_memory"].description)
 

@@ -27,6 +27,7 @@ from zoo.server.http_api.body import BodyError, BodyLimits, read_body
 from zoo.server.http_api.connections import ConnectionCap, Site, default_cap
 from zoo.server.http_api.routes import OPEN_PATHS, Call, Endpoints, Handler, Reply, error
 from zoo.server.http_api.status import status_for
+from zoo.server.listen import listen
 from zoo.server.settings import ServerSettings, SettingsError
 
 TRACE_HEADERS = ("traceparent", "tracestate")  # W3C trace context: the server's spans join the caller's trace
@@ -38,12 +39,12 @@ BACKLOG = 1024
 class HttpServer:
     """The v2 REST endpoints on one port: bind() (port taken: OSError), start() after models load, close(grace)."""
 
-    def __init__(self, runner: web.AppRunner, sock: socket.socket, tls: ssl.SSLContext | None, cap: ConnectionCap):
+    def __init__(self, runner: web.AppRunner, socks: list[socket.socket], tls: ssl.SSLContext | None, cap: ConnectionCap):
         self._runner = runner
-        self._sock = sock
-        self._site = Site(runner, sock, cap, ssl_context=tls, backlog=BACKLOG)
+        self._socks = socks  # one, or two for `localhost` (IPv4 and IPv6 loopback on one port)
+        self._sites = [Site(runner, sock, cap, ssl_context=tls, backlog=BACKLOG) for sock in socks]
         self._started = False
-        self.port: int = sock.getsockname()[1]
+        self.port: int = socks[0].getsockname()[1]
 
     @classmethod
     async def bind(cls, plane: DataPlane, settings: ServerSettings) -> HttpServer:
@@ -62,22 +63,25 @@ class HttpServer:
         await runner.setup()
         _quiet_malformed_requests()
         try:
-            sock = _listen(settings.host, settings.http_port, settings.reuse_port)
+            # Without SO_REUSEPORT a second server on the port fails; only a supervisor's --workers share theirs.
+            socks = listen(settings.host, settings.http_port, reuse_port=settings.reuse_port, backlog=BACKLOG)
         except OSError:
             await runner.cleanup()
             raise
-        return cls(runner, sock, tls, cap)
+        return cls(runner, socks, tls, cap)
 
     async def start(self) -> None:
         """Start accepting connections."""
-        await self._site.start()
+        for site in self._sites:
+            await site.start()
         self._started = True
 
     async def close(self, grace: float) -> None:
         """Stop accepting; requests in flight get the grace period (settings.grace, which the server passes)."""
         await self._runner.cleanup()
         if not self._started:
-            self._sock.close()
+            for sock in self._socks:
+                sock.close()
 
 
 def _edge(token: str):
@@ -155,12 +159,6 @@ def _cut(text: str, limit: int = 200) -> str:
 
 def _one_line(text: str) -> str:
     return _cut(" ".join(text.split()))
-
-
-def _listen(host: str, port: int, reuse_port: bool) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # Without SO_REUSEPORT a second server on the port fails; only a supervisor's --workers share theirs.
-    return socket.create_server((host, port), family=family, backlog=BACKLOG, reuse_port=reuse_port)
 
 
 def _tls(s: ServerSettings) -> ssl.SSLContext | None:

@@ -116,3 +116,43 @@ def test_not_found_for_a_model_on_disk_but_not_loaded_says_how_to_load_it(model_
             assert e.value.code() == grpc.StatusCode.NOT_FOUND and "unknown model 'nowhere'" in e.value.details()
     finally:
         srv.stop()
+
+
+def _http_get(family: int, host: str, port: int) -> bytes:
+    with socket.socket(family) as s:
+        s.settimeout(30)
+        s.connect((host, port))
+        s.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        return s.recv(4096)
+
+
+def test_zoo_serve_listens_on_loopback_only_and_says_where_the_pages_are(tmp_path):
+    """The development server (polling, shared memory, no token) is for this machine: localhost over IPv4 and IPv6."""
+    proc = subprocess.Popen([sys.executable, "-m", "zoo", "serve", "--repository", str(tmp_path / "models"),
+                             "--port", "0", "--metrics-port", "0", "--http-port", "0"], stderr=subprocess.PIPE, text=True)
+    try:
+        _, metrics_port, lines = wait_until_listening(proc)
+        text = "".join(lines)
+        line = next(ln for ln in lines if "model pages at" in ln)
+        http_port = int(line.rsplit(":", 1)[1].strip().rstrip("/"))
+        assert "loopback only" in line and "--host 0.0.0.0 opens it" in line and f"http://127.0.0.1:{http_port}/" in line
+        assert "listening on localhost:" in text
+        assert _http_get(socket.AF_INET, "127.0.0.1", http_port).startswith(b"HTTP/1.1 200")
+        if socket.has_ipv6:
+            try:
+                assert _http_get(socket.AF_INET6, "::1", http_port).startswith(b"HTTP/1.1 200")
+                assert _http_get(socket.AF_INET6, "::1", metrics_port).startswith(b"HTTP/1.0 ")  # the metrics port too
+            except OSError as e:  # no IPv6 loopback on this machine: IPv4 is all there is
+                assert e.errno in (99, 97), e
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_zoo_server_still_binds_every_address_by_default():
+    from zoo.server.settings import DevServerSettings, ServerSettings
+
+    assert ServerSettings.model_fields["host"].default == "0.0.0.0"
+    assert DevServerSettings.model_fields["host"].default == "localhost"
