@@ -50,6 +50,19 @@ class ModelInfo:
     default_threshold: float | list[float] | None  # a list: one per class (multilabel)
     inputs: list[tuple[str, str, list[int]]] = field(default_factory=list)  # (name, datatype, shape)
     outputs: list[tuple[str, str, list[int]]] = field(default_factory=list)
+    properties: dict[str, str] = field(default_factory=dict)  # ModelMetadata's properties (strings; JSON where not text)
+
+    @property
+    def calibration_temperature(self) -> float | None:
+        """The temperature the served probabilities were calibrated with, when the export recorded one."""
+        raw = self.properties.get("calibration_temperature")
+        return float(json.loads(raw)) if raw else None
+
+    @property
+    def operating_point(self) -> dict[str, Any] | None:
+        """How the default thresholds were chosen and their validation and test scores, when the export recorded it."""
+        raw = self.properties.get("operating_point")
+        return json.loads(raw) if raw else None
 
     @property
     def num_features(self) -> int:
@@ -213,6 +226,7 @@ def model_info(md: pb.ModelMetadataResponse, cfg: pb.ModelConfigResponse) -> Mod
         default_threshold=_threshold(threshold) if threshold else None,
         inputs=[(t.name, t.datatype, [int(d) for d in t.shape]) for t in md.inputs],
         outputs=[(t.name, t.datatype, [int(d) for d in t.shape]) for t in md.outputs],
+        properties=dict(md.properties),
     )
 
 

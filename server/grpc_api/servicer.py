@@ -15,6 +15,7 @@ from zoo.server.grpc_api import codec
 from zoo.server.grpc_api.limits import PeerStreams
 from zoo.server.grpc_api.stream import StreamLimits, serve_stream
 from zoo.server.locality import is_local_grpc_peer
+from zoo.server.properties import model_properties
 
 
 class InferenceServicer:
@@ -56,7 +57,12 @@ class InferenceServicer:
 
     async def ModelMetadata(self, request, context):
         lv = await self.plane.lookup(request.name, request.version)
-        resp = pb.ModelMetadataResponse(name=request.name, versions=self.plane.versions(request.name), platform=contract.PLATFORM)
+        resp = pb.ModelMetadataResponse(
+            name=request.name,
+            versions=self.plane.versions(request.name),
+            platform=contract.PLATFORM,
+            properties=model_properties(lv.card),
+        )
         for spec in (lv.card.input,):
             resp.inputs.add(name=spec.name, datatype=spec.datatype, shape=spec.shape)
         for spec in lv.card.outputs:

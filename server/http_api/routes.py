@@ -21,6 +21,7 @@ from zoo.server.errors import InvalidInput
 from zoo.server.http_api import codec
 from zoo.server.http_api.messages import to_json
 from zoo.server.locality import is_local
+from zoo.server.properties import model_properties
 
 # The protocol's health answer: 200 means true, a 4xx false (Triton answers 400; so do we).
 NOT_READY = 400
@@ -133,6 +134,7 @@ class Endpoints:
                 "platform": contract.PLATFORM,
                 "inputs": [_tensor(lv.card.input)],
                 "outputs": [_tensor(s) for s in lv.card.outputs],
+                "properties": model_properties(lv.card),
             }
         )
 

@@ -181,3 +181,42 @@ def test_zoo_predict_takes_per_class_thresholds(tags, tmp_path):
     assert bad.returncode == 2 and "[0, 1]" in bad.stderr
     short = zoo("predict", "tags", "--input", "x.csv", "--url", srv.address, "--threshold", "0.2,0.5", cwd=tmp_path, check=False)
     assert short.returncode != 0 and "one value per class (3" in short.stderr
+
+
+def test_metadata_properties_say_how_the_model_decides_over_grpc_and_http(tags):
+    import json
+
+    from zoo.client import ZooClient
+
+    repo, srv = tags
+    meta = json.loads((repo / "tags" / "1" / "metadata.json").read_text())
+    op = meta["operating_point"]
+    with ZooClient(srv.address) as client:
+        info = client.metadata("tags")
+    props = info.properties
+    assert props["task"] == "multilabel" and json.loads(props["class_names"]) == ["red", "green", "blue"]
+    assert json.loads(props["default_threshold"]) == meta["default_threshold"]
+    assert info.calibration_temperature == meta["calibration"]["temperature"]
+    assert info.operating_point == {k: op[k] for k in ("chosen_by", "threshold", "validation", "test")}  # not the curve
+    answer = call(srv.server.http_port, "GET", "/v2/models/tags")
+    assert answer.status == 200 and answer.json()["properties"] == props
+    assert all(isinstance(v, str) for v in answer.json()["properties"].values())
+
+
+def test_stock_tritonclients_read_the_metadata_and_send_per_class_thresholds(tags):
+    tritonclient = pytest.importorskip("tritonclient.grpc")
+    import tritonclient.http as triton_http
+
+    _, srv = tags
+    grpc_client = tritonclient.InferenceServerClient(srv.address)
+    md = grpc_client.get_model_metadata("tags")  # Triton's stubs know no field 6: they skip it
+    assert md.name == "tags" and [o.name for o in md.outputs] == ["probabilities", "one_hot", "label"]
+    X = rows(40, seed=5)
+    inp = tritonclient.InferInput("input", list(X.shape), "FP32")
+    inp.set_data_from_numpy(X)
+    result = grpc_client.infer("tags", [inp], parameters={"threshold": "0.2,0.85,0.5"})
+    check(result.as_numpy("probabilities"), result.as_numpy("one_hot"), result.as_numpy("label"), PER_CLASS)
+    grpc_client.close()
+    http_client = triton_http.InferenceServerClient(f"127.0.0.1:{srv.server.http_port}")
+    assert http_client.get_model_metadata("tags")["properties"]["task"] == "multilabel"
+    http_client.close()
