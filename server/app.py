@@ -26,7 +26,7 @@ from zoo.server.http_api.server import HttpServer
 from zoo.server.listen import where_to_look
 from zoo.server.metrics import Metrics
 from zoo.server.monitor import Monitor
-from zoo.server.monitor_metrics import MonitorCollector
+from zoo.server.monitor_metrics import MonitorCollector, PayloadLogCollector
 from zoo.server.payload_log import PayloadLog
 from zoo.server.registry import Registry
 from zoo.server.runtime import GpuRequired, provider_notice
@@ -71,6 +71,7 @@ class ZooServer:
                 sample=settings.payload_log_sample,
                 url=settings.payload_log_url or None,
             )
+            self.metrics.registry.register(PayloadLogCollector(self.plane.payload_log))
         self.port: int | None = None
         self.http_port: int | None = None
         self.metrics_port: int | None = None

@@ -74,3 +74,27 @@ class MonitorCollector:
             if not every:
                 outside.add_metric([*key, "(all features)"], float(counts.out_of_range.sum()))
         yield from (predictions, psi_gauge, psi_max, psi_mean, outside, top)
+
+
+class PayloadLogCollector:
+    """The payload log's own counters: records written, dropped on a full queue, CloudEvents batches not delivered."""
+
+    def __init__(self, payload_log):
+        self.log = payload_log
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        for name, help_text, value in (
+            ("zoo_payload_log_records", "Payload log records written", self.log.written),
+            (
+                "zoo_payload_log_dropped",
+                "Payload log records dropped because its queue was full (requests never wait for it)",
+                self.log.dropped,
+            ),
+            ("zoo_payload_log_post_failures", "CloudEvents batches not delivered after every retry", self.log.post_failures),
+        ):
+            family = CounterMetricFamily(name, help_text)
+            family.add_metric([], value)
+            yield family

@@ -94,7 +94,9 @@ def test_the_payload_log_holds_exactly_the_sampled_requests(serve, exported_repo
             req = infer_request("iris", x[i : i + 2], version="2", threshold=0.6 if i == 3 else None)
             req.id = f"req-{i}"
             stub.ModelInfer(req)
+    text = scrape(srv.server.metrics_port)
     srv.stop()  # the drain flushes the log
+    assert metric(text, "zoo_payload_log_dropped_total") == 0 and metric(text, "zoo_payload_log_records_total") is not None
     records = [json.loads(line) for path in sorted((tmp_path / "log").glob("payloads-*.jsonl")) for line in path.read_text().splitlines()]
     assert [r["id"] for r in records] == ["req-1", "req-3", "req-5", "req-7"]
     r3 = records[1]
