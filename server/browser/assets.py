@@ -71,7 +71,27 @@ JS = r"""'use strict';
 
   // Per-class defaults (multilabel) apply, with no threshold sent, until the slider moves; then it sets one for all.
   let perClass = form.dataset.perClass === 'true';
-  const showThreshold = () => { shown.value = perClass ? 'per class' : Number(slider.value).toFixed(2); };
+  // The validation curve (when the export chose the threshold on it): scores at the first point at or above the value.
+  const curves = form.dataset.curves ? JSON.parse(form.dataset.curves) : null;
+  const defaults = JSON.parse(form.dataset.defaultThreshold);
+  const stats = document.getElementById('threshold-stats');
+  const scoreNames = ['precision', 'recall', 'accuracy', 'coverage'];
+  function scoresAt(curve, t) {
+    const i = curve.threshold.findIndex((x) => x >= t);
+    if (i < 0) return null;
+    return scoreNames.filter((k) => k in curve).map((k) => k + ' ' + curve[k][i].toFixed(2)).join(', ');
+  }
+  function showStats() {
+    if (!curves || !stats) return;
+    const parts = Object.keys(curves).map((name, i) => {
+      const t = perClass ? defaults[i] : Number(slider.value);
+      const s = scoresAt(curves[name], t);
+      return name + ': ' + (s === null ? 'no validation row reaches this threshold' : s);
+    });
+    stats.textContent = form.dataset.statsPrefix + parts.join('; ') + '.';
+    stats.dataset.threshold = perClass ? 'per class' : slider.value;  // tells a test which value the text is for
+  }
+  const showThreshold = () => { shown.value = perClass ? 'per class' : Number(slider.value).toFixed(2); showStats(); };
   slider.addEventListener('input', () => { perClass = false; showThreshold(); });
   showThreshold();
   if (means) {

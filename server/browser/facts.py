@@ -43,6 +43,11 @@ FIGURE_TEXT = {  # figure -> (caption, what the image shows, for people who cann
         "Reliability diagram",
         "how often a predicted probability came true on the test split, before and after calibration (the diagonal is perfect)",
     ),
+    "precision_recall": (
+        "Precision-recall curve",
+        "precision against recall on the validation split as the threshold moves (per class for several; accuracy against "
+        "coverage for a model that can abstain), with the chosen operating point marked",
+    ),
     "confusion_matrix": ("Confusion matrix", "counts of each true class (rows) against the predicted class (columns) on the test split"),
 }
 

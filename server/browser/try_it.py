@@ -10,9 +10,11 @@ from typing import Any
 from urllib.parse import quote
 
 from zoo.core import contract
+from zoo.server.browser import operating
 from zoo.server.browser.catalog import VersionInfo
 from zoo.server.browser.html import Html, h, table
 
+STATS_PREFIX = "On the validation split at this threshold (coverage: the share of rows at or above it): "
 OPEN_FIELDS = 16  # up to this many features, the per-feature fields show open; more (mnist: 784), behind <details>
 
 
@@ -51,6 +53,7 @@ def form(info: VersionInfo, token_required: bool) -> Html:
     t = card.default_threshold
     per_class = isinstance(t, list)
     start = max(t) if isinstance(t, list) else t  # per-class defaults: one slider sets one threshold for every class
+    validation = operating.curves(card)
     inputs = h(
         "form",
         h(
@@ -83,6 +86,7 @@ def form(info: VersionInfo, token_required: bool) -> Html:
             " ",
             h("output", "per class" if per_class else f"{start:.2f}", id="threshold-value", for_="threshold"),
             h("p", _threshold_help(card.task, card.class_names, t), id="threshold-help", class_="hint"),
+            h("p", _stats(validation, t), id="threshold-stats", class_="hint", aria_live="polite") if validation else None,
             class_="field",
         ),
         h("button", "Predict", type="submit"),
@@ -95,7 +99,11 @@ def form(info: VersionInfo, token_required: bool) -> Html:
         data_input=card.input.name,
         data_datatype=card.input.datatype,
         data_threshold_param=contract.THRESHOLD_PARAM,
+        data_stats_prefix=STATS_PREFIX,
         data_per_class="true" if per_class else None,  # the defaults apply (no threshold sent) until the slider moves
+        data_default_threshold=json.dumps(t),
+        # The validation curve the threshold was chosen from: the slider shows precision, recall and coverage along it.
+        data_curves=json.dumps(validation, separators=(",", ":")) if validation else None,
         data_outputs=json.dumps({"probabilities": contract.PROBABILITIES, "one_hot": contract.ONE_HOT, "label": contract.LABEL}),
         data_token="required" if token_required else None,
     )
@@ -143,6 +151,13 @@ def _threshold_help(task: str, classes: Sequence[str], t: float | list[float]) -
             "the slider, which then sets one threshold for every class."
         )
     return f"{rule[:1].upper()}{rule[1:]}. This version's default is {t:g}."
+
+
+def _stats(validation: dict[str, dict[str, list[float]]], t: float | list[float]) -> str:
+    """The validation scores at the default threshold(s), as the script writes them for the slider's value."""
+    each = t if isinstance(t, list) else [t] * len(validation)
+    described = [operating.describe(name, operating.at(c, v)) for (name, c), v in zip(validation.items(), each, strict=True)]
+    return STATS_PREFIX + "; ".join(described) + "."
 
 
 def _means(normalization: Any, n: int) -> list[float] | None:

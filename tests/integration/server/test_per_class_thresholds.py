@@ -220,3 +220,23 @@ def test_stock_tritonclients_read_the_metadata_and_send_per_class_thresholds(tag
     http_client = triton_http.InferenceServerClient(f"127.0.0.1:{srv.server.http_port}")
     assert http_client.get_model_metadata("tags")["properties"]["task"] == "multilabel"
     http_client.close()
+
+
+def test_the_try_it_slider_carries_the_validation_curve_and_states_the_scores_at_the_defaults(tags):
+    import html
+    import json
+    import re
+
+    repo, srv = tags
+    meta = json.loads((repo / "tags" / "1" / "metadata.json").read_text())
+    body = call(srv.server.http_port, "GET", "/models/tags/versions/1").body.decode()
+    curves = json.loads(html.unescape(re.search(r'data-curves="([^"]*)"', body)[1]))
+    stored = meta["operating_point"]["validation_curve"]
+    assert list(curves) == ["red", "green", "blue"]
+    for name, t in zip(curves, meta["default_threshold"], strict=True):
+        assert curves[name]["threshold"] == stored[name]["threshold"] and curves[name]["precision"] == stored[name]["precision"]
+        i = next(i for i, x in enumerate(stored[name]["threshold"]) if x >= t)  # the first point at or above the default
+        want = f"{name}: precision {stored[name]['precision'][i]:.2f}, recall {stored[name]['recall'][i]:.2f}, "
+        assert want + f"coverage {stored[name]['coverage'][i]:.2f}" in html.unescape(body)
+    for figure in ("Reliability diagram", "Precision-recall curve"):
+        assert f"<figcaption>{figure}: " in body
