@@ -35,6 +35,7 @@ from zoo.server.worker_link import LinkedServer
 
 log = logging.getLogger("zoo.server")
 SHUTDOWN_MARGIN_S = 5.0  # beyond the grace period, for closing batchers and ports
+ANSWER_S = 1.0  # of that margin: for the answers to requests given up at the end of the grace to be sent
 
 
 # Builds the registry from the server's metrics and its model-change callback (tests inject file-system faults).
@@ -204,7 +205,9 @@ class ZooServer:
             await asyncio.wait_for(self.plane.drained(), grace)
         except TimeoutError:
             log.warning("requests were still running or arriving when the grace period of %.1fs ended", grace)
-        left = max(deadline - loop.time(), 0.0)
+            # A request stuck in a model is given up with UNAVAILABLE, saying so, before the ports close.
+            await asyncio.gather(*(lv.batcher.close(0) for n in self.registry.names() for lv in self.registry.entry(n).loaded.values()))
+        left = max(deadline - loop.time(), ANSWER_S)
         stopping = [self._server.stop(left)] if self._server is not None else []
         if self._http is not None:
             stopping.append(self._http.close(left))
