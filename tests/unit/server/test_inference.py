@@ -41,6 +41,44 @@ def test_threshold_outside_unit_interval_or_not_a_number_is_refused(raw):
         postprocess.parse_threshold({"threshold": raw})
 
 
+@pytest.mark.parametrize(
+    "raw, want",
+    [
+        ([0.1, 0.9, 0.5], [0.1, 0.9, 0.5]),
+        ("0.1,0.9,0.5", [0.1, 0.9, 0.5]),
+        (" 0.1 , 0.9,0.5", [0.1, 0.9, 0.5]),
+        ([0, 1, "0.5"], [0.0, 1.0, 0.5]),
+    ],
+)
+def test_a_multilabel_threshold_may_be_one_per_class_as_a_list_or_a_comma_string(raw, want):
+    assert postprocess.parse_threshold({"threshold": raw}, card("multilabel", 0.5, 3)) == want
+
+
+@pytest.mark.parametrize("raw, got", [([0.1, 0.9], 2), ("0.1,0.9,0.5,0.2", 4)])
+def test_a_per_class_count_other_than_the_classes_names_both(raw, got):
+    with pytest.raises(InvalidInput, match=rf"one value per class \(3: c0, c1, c2\).*got {got} values"):
+        postprocess.parse_threshold({"threshold": raw}, card("multilabel", 0.5, 3))
+
+
+@pytest.mark.parametrize("raw", ["0.1,", "0.1,,0.5", [0.1, [0.2], 0.5], [0.1, 1.2, 0.5], [0.1, float("nan"), 0.5]])
+def test_a_per_class_value_that_is_not_a_number_in_the_unit_interval_is_refused(raw):
+    with pytest.raises(InvalidInput, match=r"must be a number in \[0, 1\]"):
+        postprocess.parse_threshold({"threshold": raw}, card("multilabel", 0.5, 3))
+
+
+@pytest.mark.parametrize("task, classes", [("binary", 2), ("multiclass", 3)])
+def test_per_class_thresholds_are_refused_for_a_model_that_takes_one_number(task, classes):
+    with pytest.raises(InvalidInput, match=f"this {task} model is one number"):
+        postprocess.parse_threshold({"threshold": ",".join(["0.5"] * classes)}, card(task, 0.5, classes))
+
+
+def test_per_request_per_class_thresholds_recompute_the_decision():
+    p = np.array([[0.3, 0.6, 0.2], [0.05, 0.95, 0.7]], np.float32)
+    outputs = {"probabilities": p, "one_hot": (p >= 0.5).astype(np.float32), "label": np.array([1, 1])}
+    got = finish(outputs, card("multilabel", 0.5, 3), ["one_hot", "label"], [0.25, 0.99, 0.1])
+    assert got["one_hot"].tolist() == [[1, 0, 1], [0, 0, 1]] and got["label"].tolist() == [0, 2]
+
+
 def test_no_threshold_parameter_means_default():
     assert postprocess.parse_threshold({"other": 1}) is None
 
@@ -95,7 +133,10 @@ def test_long_feature_lists_are_shortened_in_messages():
     c = ModelCard("m", 1, "multiclass", [f"pixel_{i}" for i in range(784)], ["x", "y"], 0.0, "0" * 64)
     with pytest.raises(InvalidInput) as e:
         postprocess.decode_rows([InputTensor("input", "FP32", [1, 3], raw=b"\0" * 12)], c)
-    assert str(e.value) == "expected FP32 [-1, 784] (pixel_0, pixel_1, pixel_2, pixel_3, pixel_4, pixel_5, pixel_6, pixel_7, ... (784 in all)); got [1, 3]"
+    assert (
+        str(e.value)
+        == "expected FP32 [-1, 784] (pixel_0, pixel_1, pixel_2, pixel_3, pixel_4, pixel_5, pixel_6, pixel_7, ... (784 in all)); got [1, 3]"
+    )
 
 
 def test_large_inputs_take_the_fast_finite_check_with_the_same_answers():
