@@ -55,9 +55,9 @@ class MonitorCollector:
         )
         for card, ref, counts in self.source():
             key = [card.name, str(card.version)]
-            for index, count in enumerate(counts.labels.tolist()):
+            for i, count in enumerate(counts.labels.tolist()):
                 if count:
-                    predictions.add_metric([*key, NO_CLASS if index == 0 else card.class_names[index - 1]], count)
+                    predictions.add_metric([*key, NO_CLASS if i == 0 else card.class_names[i - 1]], count)
             cumulative = np.cumsum(counts.top).tolist()
             buckets = [(f"{(i + 1) / TOP_BINS:g}", float(c)) for i, c in enumerate(cumulative[:-1])] + [("+Inf", float(cumulative[-1]))]
             top.add_metric(key, buckets, sum_value=counts.top_sum)

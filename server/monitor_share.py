@@ -65,7 +65,7 @@ def _same_shape(a, b) -> bool:
 class SupervisorSource:
     """The supervisor's view for its /metrics: every version's counts summed over the workers, with its card."""
 
-    def __init__(self, folder: str | os.PathLike, repository_root: str | os.PathLike):
+    def __init__(self, folder: str | os.PathLike, repository_root: str | Path):
         self.folder, self.root = folder, repository_root
         self._cards: dict[tuple[str, int], tuple[float, ModelCard, reference.Reference | None]] = {}
 

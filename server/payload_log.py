@@ -38,7 +38,7 @@ class PayloadRecord:
     request_id: str
     time_ns: int  # when the answer was ready (Unix time)
     inputs: np.ndarray
-    threshold: float | None
+    threshold: float | list[float] | None  # per class, for a multi-label request that sent one per class
     outputs: dict[str, np.ndarray]
     latency_ms: float
 

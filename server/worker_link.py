@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from typing import Any
 
 SNAPSHOT_EVERY_S = 0.5  # how stale another worker's statistics may be in a ModelStatistics answer
 
@@ -18,7 +19,7 @@ class LinkedServer:
 
     models: Callable[[], list[str]]  # the models it serves now
     write_snapshot: Callable[[str], None]  # its statistics (and drift counts) into the shared folder
-    apply: Callable[[tuple], Awaitable[None]]  # make a change another worker announced (a load, a region)
+    apply: Callable[[tuple], Coroutine[Any, Any, None]]  # make a change another worker announced (a load, a region)
     stop: Callable[[], None]  # begin the drain (thread-safe)
 
 

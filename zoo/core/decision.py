@@ -12,7 +12,7 @@ import numpy as np
 
 from zoo.core.contract import Task
 
-DEFAULT_THRESHOLDS = {Task.MULTICLASS: 0.0, Task.BINARY: 0.5, Task.MULTILABEL: 0.5}
+DEFAULT_THRESHOLDS: dict[str, float] = {Task.MULTICLASS: 0.0, Task.BINARY: 0.5, Task.MULTILABEL: 0.5}
 
 
 def default_threshold(task: str) -> float:
