@@ -145,8 +145,8 @@ def infer_request(
 ) -> pb.ModelInferRequest:
     """A ModelInferRequest carrying x as little-endian FP32 in raw_input_contents."""
     req = pb.ModelInferRequest(model_name=model, model_version=version, id=request_id)
-    req.inputs.add(name=input_name, datatype="FP32", shape=list(x.shape))
-    req.raw_input_contents.append(x.astype("<f4", copy=False).tobytes())
+    req.inputs.add(name=input_name, datatype=contract.INPUT_DATATYPE, shape=list(x.shape))
+    req.raw_input_contents.append(x.astype(NUMPY_DTYPES[contract.INPUT_DATATYPE], copy=False).tobytes())
     for name in outputs or ():
         req.outputs.add(name=name)
     if isinstance(threshold, str):  # the server checks it (per-class strings are how stock clients send a list)
@@ -170,7 +170,7 @@ def decode_outputs(resp: pb.ModelInferResponse) -> dict[str, np.ndarray]:
         if i < len(resp.raw_output_contents):
             arr = np.frombuffer(resp.raw_output_contents[i], dtype=dtype)
         else:
-            arr = np.asarray(t.contents.fp32_contents if t.datatype == "FP32" else t.contents.int64_contents, dtype=dtype)
+            arr = np.asarray(t.contents.fp32_contents if dtype.kind == "f" else t.contents.int64_contents, dtype=dtype)
         shape = [int(d) for d in t.shape]
         try:
             out[t.name] = arr.reshape(shape).astype(dtype.newbyteorder("="), copy=False)

@@ -15,11 +15,22 @@ from typing import Any
 import numpy as np
 
 from zoo.core import decision
-from zoo.core.contract import INPUT_NAME, LABEL, MESSAGE_ENVELOPE_BYTES, ONE_HOT, OUTPUT_NAMES, PROBABILITIES, THRESHOLD_PARAM, ModelCard
+from zoo.core.contract import (
+    INPUT_DATATYPE,
+    INPUT_NAME,
+    LABEL,
+    MESSAGE_ENVELOPE_BYTES,
+    NUMPY_DTYPES,
+    ONE_HOT,
+    OUTPUT_NAMES,
+    PROBABILITIES,
+    THRESHOLD_PARAM,
+    ModelCard,
+)
 from zoo.server.errors import InvalidInput
 from zoo.server.shm import Target
 
-FP32 = np.dtype("<f4")
+FP32 = NUMPY_DTYPES[INPUT_DATATYPE]  # the one input's dtype, as the contract states it
 
 
 @dataclass(slots=True)
@@ -74,7 +85,7 @@ def expected(card: ModelCard) -> str:
     """The input contract in words, used at the start of every input error."""
     names = card.feature_names
     shown = ", ".join(names[:8]) + (f", ... ({len(names)} in all)" if len(names) > 8 else "")
-    return f"expected FP32 [-1, {card.num_features}] ({shown})"
+    return f"expected {card.input.datatype} [-1, {card.num_features}] ({shown})"
 
 
 def _shape(shape: Sequence[int]) -> str:
@@ -89,7 +100,7 @@ def decode_rows(inputs: Sequence[InputTensor], card: ModelCard) -> np.ndarray:
     tensor = inputs[0]
     if tensor.name != INPUT_NAME:
         raise InvalidInput(f"{expected(card)} as input {INPUT_NAME!r}; got input {tensor.name!r}")
-    if tensor.datatype != "FP32":
+    if tensor.datatype != card.input.datatype:
         raise InvalidInput(f"{expected(card)}; got datatype {tensor.datatype or '(none)'}: send float32 values")
     shape = tensor.shape
     f = card.num_features

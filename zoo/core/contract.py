@@ -18,6 +18,7 @@ import numpy as np
 PLATFORM = "onnxruntime_onnx"  # Triton's platform name for ONNX models
 BACKEND = "onnxruntime"
 INPUT_NAME = "input"
+INPUT_DATATYPE = "FP32"  # the one input: rows of float32 features
 PROBABILITIES, ONE_HOT, LABEL = "probabilities", "one_hot", "label"
 OUTPUT_NAMES = (PROBABILITIES, ONE_HOT, LABEL)
 
@@ -117,7 +118,7 @@ class ModelCard:
     @property
     def input(self) -> TensorSpec:
         """The one input: FP32 rows of the features."""
-        return TensorSpec(INPUT_NAME, "FP32", (-1, self.num_features))
+        return TensorSpec(INPUT_NAME, INPUT_DATATYPE, (-1, self.num_features))
 
     @property
     def outputs(self) -> tuple[TensorSpec, ...]:
