@@ -71,13 +71,28 @@ def params_of(cfg: TrainConfig) -> dict:
     return p | ({"weight_decay": cfg.weight_decay} if cfg.weight_decay > 0 else {})
 
 
+def _storage(url: str, engine_kwargs: dict, attempts: int = 5):
+    """Optuna's RDB storage; two processes creating a new database at once race on its schema (one of them gets an
+    IntegrityError from Alembic's version table), and the loser finds the schema made when it tries again."""
+    import optuna
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        except (IntegrityError, OperationalError):
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 def open_study(tc: TuneConfig):
     """(study, created): the named study in the storage, created (with a seeded sampler) if it is not there."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     kwargs = {"connect_args": {"timeout": 60}} if tc.storage.startswith("sqlite") else {}
-    storage = optuna.storages.RDBStorage(tc.storage, engine_kwargs=kwargs)
+    storage = _storage(tc.storage, kwargs)
     known = {s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
     # Processes sharing a study draw their own streams: the same seed in two of them would propose the same trials.
     joined = tc.study in known

@@ -53,7 +53,7 @@ def test_the_budget_cuts_the_last_trial(tmp_path):
     spiral_csv(tmp_path / "spiral.csv", n=200)
     t0 = time.monotonic()
     zoo("tune", "--data", "spiral.csv", "--target", "arm", "--budget", "15", "-q", cwd=tmp_path)
-    assert time.monotonic() - t0 < 15 + 60  # a hang guard only; the search's own clock is checked below
+    assert time.monotonic() - t0 < 600  # a hang guard only (start-up under load varies); the search's own clock is checked below
     m, _ = metrics(tmp_path, "spiral")
     assert m["search"]["seconds"] <= 15 and m["search"]["trials_this_process"] >= 1
     assert m["search"]["trials"][-1]["cut"] or m["search"]["trials"][-1]["state"] == "pruned" or len(m["search"]["trials"]) > 1
