@@ -39,8 +39,10 @@ RECIPES: dict[str, Recipe] = {
         Recipe(
             "fashion-mnist",
             builtin.fashion_mnist,
-            "60,000 / 10,000 Fashion-MNIST, 784-100-10 (Debian dataset-fashion-mnist)",
-            dict(hidden=(100,), epochs=5, batch_size=64, lr=1e-3, normalize="global"),
+            "60,000 / 10,000 Fashion-MNIST, 784-512-256-10 (Debian dataset-fashion-mnist)",
+            # Measured at seed 0 (bench/RESULTS.md): wider and deeper than the lecture's 784-100-10 (0.868), with
+            # dropout and a one-cycle learning rate; mirroring augmentation (--augment flip) measured no better.
+            dict(hidden=(512, 256), epochs=20, batch_size=128, lr=2e-3, dropout=0.2, schedule="onecycle", normalize="global"),
         ),
         Recipe(
             "xor",
