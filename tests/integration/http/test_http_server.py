@@ -66,12 +66,15 @@ def test_shutdown_lets_an_http_request_in_flight_finish_and_stops_accepting(mode
         held.wait_held()
         srv.server.stop()
         wait_until(lambda: srv.server.plane.shutting_down, "the server to start draining")
-        wait_until(lambda: _refused(port), "the HTTP port to stop accepting")
+        # Draining: the port stays open while a request is in flight, and a new request is refused with 503.
+        late = infer(port, "iris", infer_json(x))
+        assert late.status == 503 and "shutting down" in late.json()["error"], late.body
         held.release()
         rest.join(60)
         assert answers["http"].status == 200
         want = reference(model_repo, "iris", 2, x)["probabilities"]
         np.testing.assert_allclose(outputs_of(answers["http"])["probabilities"], want, atol=1e-6)
+        wait_until(lambda: _refused(port), "the HTTP port to close once the drain is over")
     finally:
         held.release()
         srv.stop()
