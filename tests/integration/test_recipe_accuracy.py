@@ -6,7 +6,7 @@ from tests.conftest import in_ci
 from zoo.data import builtin, get_recipe
 from zoo.training.loop import TrainConfig, fit
 
-TARGETS = {"iris": 0.93, "wine": 0.94, "breast-cancer": 0.95, "digits": 0.95, "mnist": 0.92, "fashion-mnist": 0.895, "xor": 0.98}
+TARGETS = {"iris": 0.93, "wine": 0.94, "breast-cancer": 0.95, "digits": 0.95, "mnist": 0.92, "fashion-mnist": 0.90, "xor": 0.98}
 
 
 @pytest.mark.slow
