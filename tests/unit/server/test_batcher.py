@@ -12,17 +12,9 @@ import pytest
 from zoo.server.batcher import Batcher, BatchReport
 from zoo.server.errors import ModelNotReady, Overloaded
 
+from tests.unit.server.batcher_calls import submit
+
 HANG_GUARD_S = 60  # only ever reached if the batcher hangs: a failure, not a timing assumption
-
-
-async def submit(batcher, rows):
-    """What a caller of the batcher does: queue the rows, await their outputs, withdraw them if it goes away."""
-    future = batcher.enqueue(rows)
-    try:
-        return await future
-    except BaseException:
-        future.cancel()  # the worker skips cancelled items
-        raise
 
 
 class Recorder:

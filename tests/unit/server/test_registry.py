@@ -24,18 +24,10 @@ from zoo.server.metrics import Metrics
 from zoo.server.registry import Registry
 from zoo.server.settings import ServerSettings
 
+from tests.unit.server.batcher_calls import submit
+
 HANG_GUARD_S = 60  # only ever reached if something hangs: a failure, not a timing assumption
 IMPOSSIBLE_NAMES = ["../x", "/etc", ".hidden", "a" * 129]
-
-
-async def submit(batcher, rows):
-    """What a caller of the batcher does: queue the rows, await their outputs, withdraw them if it goes away."""
-    future = batcher.enqueue(rows)
-    try:
-        return await future
-    except BaseException:
-        future.cancel()  # the worker skips cancelled items
-        raise
 
 
 @pytest.fixture(autouse=True)
