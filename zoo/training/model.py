@@ -47,18 +47,40 @@ class MLPSpec:
 
 def fit_normalization(X: np.ndarray, kind: str = "feature") -> tuple[list[float], list[float]]:
     """Mean and std per feature ('feature'), one pair broadcast to all ('global'), or identity ('none')."""
-    X = np.asarray(X, dtype=np.float64)
+    X = np.asarray(X)
     F = X.shape[1]
     if kind == "none":
         return [0.0] * F, [1.0] * F
-    if kind == "global":
-        mean, std = np.full(F, X.mean()), np.full(F, X.std())
-    elif kind == "feature":
-        mean, std = X.mean(axis=0), X.std(axis=0)
-    else:
+    if kind not in ("global", "feature"):
         raise ValueError(f"unknown normalisation {kind!r}; expected feature, global or none")
+    mean, var = column_mean_var(X)
+    if kind == "global":  # every column has the same count, so the pooled figures follow from the columns'
+        pooled = mean.mean()
+        mean, var = np.full(F, pooled), np.full(F, (var + (mean - pooled) ** 2).mean())
+    std = np.sqrt(var)
     std = np.where(std < 1e-8, 1.0, std)  # constant features: leave them centred, don't divide by ~0
     return mean.astype(np.float32).tolist(), std.astype(np.float32).tolist()
+
+
+NORMALIZATION_BLOCK_ROWS = 4096
+
+
+def column_mean_var(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column mean and population variance in float64, two passes over blocks of rows.
+
+    numpy's X.std() on float32 images makes float64 temporaries the size of X: for Fashion-MNIST's 60,000 rows
+    two 376 MB arrays whose page faults took 1-3.5 s, more than the training itself. Blocks keep it at ~0.1 s.
+    """
+    n, blocks = len(X), range(0, len(X), NORMALIZATION_BLOCK_ROWS)
+    total = np.zeros(X.shape[1])
+    for start in blocks:
+        total += X[start : start + NORMALIZATION_BLOCK_ROWS].sum(axis=0, dtype=np.float64)
+    mean = total / n
+    squares = np.zeros(X.shape[1])
+    for start in blocks:
+        d = X[start : start + NORMALIZATION_BLOCK_ROWS] - mean
+        squares += np.einsum("ij,ij->j", d, d)
+    return mean, squares / n
 
 
 class MLP(nn.Module):
@@ -89,6 +111,10 @@ class MLP(nn.Module):
         """Raw features -> the scale the layers were trained on."""
         mean, std = self.get_buffer("mean"), self.get_buffer("std")
         return (x - mean) / std
+
+    def normalize_(self, x: torch.Tensor) -> torch.Tensor:
+        """normalize() in place, bit for bit the same: no temporaries the size of the data set."""
+        return x.sub_(self.get_buffer("mean")).div_(self.get_buffer("std"))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits for raw (un-normalised) features."""
