@@ -23,6 +23,7 @@ table { border-collapse: collapse; min-width: min(24rem, 100%); }
 caption { text-align: left; font-weight: 600; padding: .25rem 0; position: sticky; left: 0; max-width: calc(100vw - 2rem); }
 th, td { text-align: left; padding: .3rem .6rem; border-bottom: 1px solid var(--line); vertical-align: top; }
 .num { text-align: right; font-variant-numeric: tabular-nums; }
+tr.chosen { font-weight: 600; background: #eef5ee; }
 .reason, .error { color: var(--bad); overflow-wrap: anywhere; }
 td .reason { display: inline-block; min-width: 14rem; }
 .error { font-weight: 600; }

@@ -80,7 +80,8 @@ def version_body(info: VersionInfo) -> Html:
         ),
     ]
     dl = h("dl", [(h("dt", k), h("dd", v)) for k, v in facts], class_="facts")
-    metrics = meta.get("metrics") if isinstance(meta.get("metrics"), dict) else {}
+    # A tuned run's search has its own section (browser/search.py), not one cell of JSON here.
+    metrics = {k: v for k, v in meta["metrics"].items() if k != "search"} if isinstance(meta.get("metrics"), dict) else {}
     parity: dict = meta["parity"] if isinstance(meta.get("parity"), dict) else {}
     passed = parity.get("passed")
     verdict = "passed" if passed is True else "FAILED" if passed is False else "not recorded"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from http import HTTPStatus
 
-from zoo.server.browser import facts, try_it
+from zoo.server.browser import facts, search, try_it
 from zoo.server.browser.assets import ICON, SCRIPT, STYLESHEET
 from zoo.server.browser.catalog import VersionInfo
 from zoo.server.browser.html import Child, Html, h, join, table
@@ -68,10 +68,11 @@ def model_page(
         _state_line(shown),
         problems,
         nav,
-        _contents() if shown.card else None,
+        _contents(tuned=search.search_of(shown.card) is not None) if shown.card else None,
         try_it.form(shown, token_required) if shown.card else None,
         monitor if shown.card else None,
         h("section", h("h2", "Facts", id="facts"), facts.version_body(shown), aria_labelledby="facts") if shown.card else None,
+        search.section(shown.card) if shown.card else None,
         facts.figures(shown) if shown.card else None,
     ]
     return _document(title, main, server, script=shown.card is not None)
@@ -115,9 +116,10 @@ def _document(title: str, main: Child, server: tuple[str, str] | None, script: b
     return Html("<!doctype html>\n" + h("html", head, h("body", h("main", main), footer), lang="en"))
 
 
-def _contents() -> Html:
-    """Links to a serving version's sections, in page order."""
-    sections = (("try-it", "Try it"), ("monitoring", "Monitoring"), ("facts", "Facts"), ("training", "Training"))
+def _contents(tuned: bool) -> Html:
+    """Links to a serving version's sections, in page order (Search only for a version zoo tune trained)."""
+    search = (("search", "Search"),) if tuned else ()
+    sections = (("try-it", "Try it"), ("monitoring", "Monitoring"), ("facts", "Facts"), *search, ("training", "Training"))
     links = [h("a", text, href=f"#{anchor}") for anchor, text in sections]
     return h("nav", "On this page: ", join(links, " · "), aria_label="On this page")
 

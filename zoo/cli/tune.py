@@ -47,7 +47,7 @@ def tune(
 
     name, data, defaults = load_data(recipe, data_file, target, name, data_dir, strict_labels)
     from zoo.training.loop import TrainConfig
-    from zoo.training.tune import TuneConfig
+    from zoo.training.tune import TuneConfig, without_password
     from zoo.training.tune import tune as search
 
     base = TrainConfig(**defaults, seed=seed, val_fraction=val_split, device=device, threads=threads)
@@ -60,7 +60,7 @@ def tune(
     )
     click.echo(
         f"tuning {name}: {len(data.X_train)} rows x {data.num_features} features, {data.num_classes} classes ({data.task}), "
-        f"budget {budget:.0f}s" + (f", at most {trials} trials" if trials else "") + f", study {tc.study!r} in {storage}"
+        f"budget {budget:.0f}s" + (f", at most {trials} trials" if trials else "") + f", study {tc.study!r} in {without_password(storage)}"
     )
     bar = _progress(quiet, trials, tc.deadline)
     try:

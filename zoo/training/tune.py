@@ -86,6 +86,13 @@ def _storage(url: str, engine_kwargs: dict, attempts: int = 5):
     raise AssertionError("unreachable")
 
 
+def without_password(url: str) -> str:
+    """The storage URL with any password masked (SQLAlchemy's own rendering), for records and messages."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def open_study(tc: TuneConfig):
     """(study, created): the named study in the storage, created (with a seeded sampler) if it is not there."""
     import optuna
@@ -164,7 +171,7 @@ def tune(data: Dataset, base: TrainConfig, tc: TuneConfig, *, on_trial: Callable
         "pruner": "median",
         "seed": tc.seed,
         "study": tc.study,
-        "storage": tc.storage,
+        "storage": without_password(tc.storage),  # the run and metadata.json travel; a database password must not
         "metric": "val_accuracy",
         "seconds": time.monotonic() - started,
         "best_trial": best["number"],

@@ -47,6 +47,30 @@ def test_seeded_search_is_deterministic_and_exports(tmp_path):
     zoo("export", "spiral", "--runs", "a", cwd=tmp_path)
     meta = json.loads((tmp_path / "models" / "spiral" / "1" / "metadata.json").read_text())
     assert meta["metrics"]["search"]["trials"] == ma["search"]["trials"]
+    check_the_page_shows_the_search(tmp_path / "models", ma["search"])
+
+
+def check_the_page_shows_the_search(models, search):
+    """The exported version's page has a Search section: one row per trial, the chosen one marked, no storage path."""
+    from zoo.core.repository import read_card
+    from zoo.server.browser import facts, pages, search as search_section
+    from zoo.server.browser.catalog import VersionInfo
+
+    card = read_card(models, "spiral", 1)
+    page = pages.model_page([info := VersionInfo("spiral", "1", "READY", "", card=card)], info, ("zoo", "test"), False)
+    assert '<h2 id="search">Search</h2>' in page and 'href="#search"' in page
+    section = search_section.section(card)
+    assert section.count("<tr") == 1 + len(search["trials"])  # the heading row, then a row per trial
+    assert section.count('class="chosen"') == 1 and f"trial {search['best_trial']}, validation accuracy" in section
+    assert "tune.sqlite" not in page and "(sqlite)" in section
+    assert '"trials"' not in facts.version_body(info)  # not dumped as JSON in the metrics table as well
+
+
+def test_a_database_password_is_never_recorded():
+    from zoo.training.tune import without_password
+
+    assert without_password("postgresql://bob:s3cret@db:5432/zoo") == "postgresql://bob:***@db:5432/zoo"
+    assert without_password("sqlite:////runs/spiral/tune.sqlite") == "sqlite:////runs/spiral/tune.sqlite"
 
 
 def test_the_budget_cuts_the_last_trial(tmp_path):
