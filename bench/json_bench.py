@@ -154,14 +154,15 @@ def main() -> None:
     ap.add_argument("--only", default="memory,latency,throughput")
     ap.add_argument("--duration", type=float, default=10.0)
     ap.add_argument("--rounds", type=int, default=3, help="throughput rounds (medians)")
+    ap.add_argument("--zoo-flag", action="append", default=[], help="an extra zoo-server flag (repeat), e.g. --zoo-flag=--no-monitoring")
     args = ap.parse_args()
     cfg = BenchConfig()
     prepare_models([MODEL], cfg)
     features = cfg.models[MODEL]["features"]
     scratch = targets.OUT / "json_bench"
     scratch.mkdir(parents=True, exist_ok=True)
-    zoo = targets.start_zoo(Path(cfg.repository), max_batch=cfg.max_batch, threads=cfg.threads)
-    result: dict = {"model": MODEL, "features": features}
+    zoo = targets.start_zoo(Path(cfg.repository), max_batch=cfg.max_batch, threads=cfg.threads, extra=tuple(args.zoo_flag))
+    result: dict = {"model": MODEL, "features": features, "zoo_flags": args.zoo_flag}
     try:
         only = set(args.only.split(","))
         if "memory" in only:
