@@ -8,6 +8,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from zoo.server.browser import search
 from zoo.server.browser.catalog import VersionInfo
 from zoo.server.browser.html import Html, h, join, table
 from zoo.server.browser.paths import version_path
@@ -81,7 +82,7 @@ def version_body(info: VersionInfo) -> Html:
     ]
     dl = h("dl", [(h("dt", k), h("dd", v)) for k, v in facts], class_="facts")
     # A tuned run's search has its own section (browser/search.py), not one cell of JSON here.
-    metrics = {k: v for k, v in meta["metrics"].items() if k != "search"} if isinstance(meta.get("metrics"), dict) else {}
+    metrics = {k: v for k, v in meta["metrics"].items() if k != search.METRICS_KEY} if isinstance(meta.get("metrics"), dict) else {}
     parity: dict = meta["parity"] if isinstance(meta.get("parity"), dict) else {}
     passed = parity.get("passed")
     verdict = "passed" if passed is True else "FAILED" if passed is False else "not recorded"

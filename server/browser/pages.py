@@ -62,17 +62,18 @@ def model_page(
     )
     problems = [h("p", h("strong", "Model: "), i.reason, class_="reason") for i in infos if not i.version]
     title = f"{name} version {shown.version}" if shown.version else name
+    searched = search.section(shown.card) if shown.card else None
     main = [
         h("p", h("a", "All models", href="/"), class_="crumbs"),
         h("h1", name, " ", h("small", f"version {shown.version}") if shown.version else None),
         _state_line(shown),
         problems,
         nav,
-        _contents(tuned=search.search_of(shown.card) is not None) if shown.card else None,
+        _contents(tuned=searched is not None) if shown.card else None,
         try_it.form(shown, token_required) if shown.card else None,
         monitor if shown.card else None,
         h("section", h("h2", "Facts", id="facts"), facts.version_body(shown), aria_labelledby="facts") if shown.card else None,
-        search.section(shown.card) if shown.card else None,
+        searched,
         facts.figures(shown) if shown.card else None,
     ]
     return _document(title, main, server, script=shown.card is not None)

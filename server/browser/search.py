@@ -8,6 +8,7 @@ from typing import Any
 from zoo.core.contract import ModelCard
 from zoo.server.browser.html import Html, h, table
 
+METRICS_KEY = "search"  # where zoo tune records its search in the run's metrics (metadata.json metrics.search)
 TRIAL_ROWS = 30  # the best trials by validation accuracy; a long search's full list stays in metadata.json
 SETTINGS = (  # (config key, column heading): the settings the search varies
     ("hidden", "hidden widths"),
@@ -19,10 +20,10 @@ SETTINGS = (  # (config key, column heading): the settings the search varies
 )
 
 
-def search_of(card: ModelCard) -> dict | None:
+def _search_of(card: ModelCard) -> dict | None:
     """The recorded search, or None when the version was trained by `zoo train` (or the record is unusable)."""
     metrics = card.extra.get("metrics")
-    search = metrics.get("search") if isinstance(metrics, dict) else None
+    search = metrics.get(METRICS_KEY) if isinstance(metrics, dict) else None
     if not isinstance(search, dict) or not isinstance(search.get("trials"), list):
         return None
     return search
@@ -30,7 +31,7 @@ def search_of(card: ModelCard) -> dict | None:
 
 def section(card: ModelCard) -> Html | None:
     """The Search section of a tuned version's page; None for a version `zoo train` trained."""
-    search = search_of(card)
+    search = _search_of(card)
     if search is None:
         return None
     trials = [t for t in search["trials"] if isinstance(t, dict)]

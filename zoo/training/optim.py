@@ -15,22 +15,29 @@ import torch
 from torch import nn
 
 
-class FusedAdam:
+class _FusedOptimizer:
+    """The trainable parameters, and zero_grad as the fused kernels want it."""
+
+    def __init__(self, params):
+        self.params = [p for p in params if p.requires_grad]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Drop the gradients: the next backward then stores its own instead of adding into zeros."""
+        for p in self.params:
+            p.grad = None
+
+
+class FusedAdam(_FusedOptimizer):
     """Adam (L2 weight decay as torch.optim.Adam), one fused kernel call per step."""
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
-        self.params = [p for p in params if p.requires_grad]
+        super().__init__(params)
         self.lr, (self.b1, self.b2), self.eps, self.weight_decay = lr, betas, eps, weight_decay
         self.exp_avg = [torch.zeros_like(p) for p in self.params]
         self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
         # The kernel reads one step count per tensor; they always agree, so one tensor stands for all.
         self.step_count = torch.zeros((), dtype=torch.float32, device=self.params[0].device)
         self.state_steps = [self.step_count] * len(self.params)
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        """Drop the gradients: the next backward then stores its own instead of adding into zeros."""
-        for p in self.params:
-            p.grad = None
 
     @torch.no_grad()
     def step(self) -> None:
@@ -53,19 +60,14 @@ class FusedAdam:
         )
 
 
-class FusedSGD:
+class FusedSGD(_FusedOptimizer):
     """SGD with momentum (dampening 0, as torch.optim.SGD), one fused kernel call per step."""
 
     def __init__(self, params, lr=1e-2, momentum=0.9, weight_decay=0.0):
-        self.params = [p for p in params if p.requires_grad]
+        super().__init__(params)
         self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
         self.buf = [torch.empty_like(p) for p in self.params] if momentum else []
         self.first = True
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        """Drop the gradients."""
-        for p in self.params:
-            p.grad = None
 
     @torch.no_grad()
     def step(self) -> None:
