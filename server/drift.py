@@ -75,8 +75,10 @@ class DriftWindow:
             self._bins = np.zeros((size, num_features), dtype=np.uint8)
             self._bin_counts = np.zeros((num_features, reference.bins), dtype=np.int64)
             self._out_of_range = np.zeros(num_features, dtype=np.int64)
-            # flat index of (feature, bin) = feature * bins + bin: one bincount updates every feature at once
-            self._offsets = (np.arange(num_features) * reference.bins).astype(np.int64)
+            # flat index of (feature, bin) = feature * bins + bin: one bincount updates every feature at once. The
+            # narrowest type that holds it, so that a uint8 bin plus its offset is one pass with no int64 copy.
+            flat = num_features * reference.bins
+            self._offsets = np.arange(0, flat, reference.bins, dtype=np.min_scalar_type(max(flat - 1, 0)))
 
     def add(self, x: np.ndarray, labels: np.ndarray, top_probability: np.ndarray) -> None:
         """Take in a batch: rows x [N, F], their predicted labels [N] (-1: none) and top probabilities [N]."""
@@ -86,7 +88,7 @@ class DriftWindow:
         top = np.minimum((np.asarray(top_probability) * TOP_BINS).astype(np.int64), TOP_BINS - 1)
         ref = self.reference
         bins = ref.bin_of(x) if ref is not None else None
-        outside = ((x < ref.minimum) | (x > ref.maximum)).sum(axis=0) if ref is not None else None
+        outside = ref.outside(x) if ref is not None else None
         with self._lock:
             self._rows += len(x)
             self._label_totals += np.bincount(labels, minlength=self.num_classes + 1)
@@ -107,7 +109,7 @@ class DriftWindow:
             flat = self._bin_counts.ravel()
             if len(evicted):
                 flat -= np.bincount((self._bins[evicted] + self._offsets).ravel(), minlength=flat.size)
-            flat += np.bincount((bins.astype(np.int64) + self._offsets).ravel(), minlength=flat.size)
+            flat += np.bincount((bins + self._offsets).ravel(), minlength=flat.size)
             self._bins[slots] = bins
         self._labels[slots] = labels
         self._top[slots] = top

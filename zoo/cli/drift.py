@@ -135,7 +135,7 @@ def drift(name, log_dir, repository_dir, labels, target, show_all, plot) -> None
             click.echo("  no training reference: this version was exported before zoo recorded one; re-export it to compare")
             continue
         index = reference.psi(reference.bin_counts(served.x, ref), len(served.x), ref)
-        outside = ((served.x < ref.minimum) | (served.x > ref.maximum)).mean(axis=0)
+        outside = ref.outside(served.x) / len(served.x)
         order = np.argsort(-index, kind="stable")
         shown = order if show_all else order[:SHOWN_FEATURES]
         width = max(len(card.feature_names[f]) for f in shown)

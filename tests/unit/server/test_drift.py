@@ -98,3 +98,28 @@ def test_a_model_without_reference_still_counts_its_decisions():
     c = window.counts()
     assert c.bin_counts is None and c.out_of_range is None
     assert c.labels.tolist() == [1, 1, 2] and c.window_top[9] == 1 and c.window_top[2] == 1
+
+
+def test_float32_rows_bin_exactly_as_their_float64_values_do():
+    # Edges and bounds that float32 cannot hold (0.1, 1/3, beyond its range, below its precision): the float32 fast
+    # path must put every float32 value, including the ones next to each edge, in the bin the float64 comparison gives.
+    rng = np.random.default_rng(2)
+    train = np.column_stack([rng.normal(size=400) / 3, rng.uniform(0.1, 0.7, 400), np.full(400, 1e39), rng.normal(size=400) * 1e-30])
+    ref = _reference(train, rng.integers(0, 2, 400), 2)
+    finite = [v for v in np.concatenate([ref.edges.ravel(), ref.minimum, ref.maximum]) if np.isfinite(v)]
+    with np.errstate(over="ignore"):
+        near = np.float32(finite)
+    near = near[np.isfinite(near)]  # served rows are finite (the server refuses others before they get here)
+    probes = np.concatenate([near, np.nextafter(near, np.float32(np.inf)), np.nextafter(near, np.float32(-np.inf)),
+                             np.float32([0, 3.4e38, -3.4e38])])  # fmt: skip
+    x32 = np.repeat(probes[:, None], 4, axis=1).astype(np.float32)
+    x32 = np.concatenate([x32, rng.normal(size=(200, 4)).astype(np.float32)])
+    x64 = x32.astype(np.float64)
+    assert np.array_equal(ref.bin_of(x32), ref.bin_of(x64))
+    assert np.array_equal(ref.bin_of(x64), _recount_bins(ref, x64))
+    assert np.array_equal(ref.outside(x32), ((x64 < ref.minimum) | (x64 > ref.maximum)).sum(axis=0))
+    assert ref.outside(x32).sum() > 0 and len(np.unique(ref.bin_of(x32)[:, 0])) == ref.bins
+
+
+def _recount_bins(ref: reference.Reference, rows: np.ndarray) -> np.ndarray:
+    return np.column_stack([np.searchsorted(ref.edges[f][np.isfinite(ref.edges[f])], rows[:, f], side="right") for f in range(rows.shape[1])])
