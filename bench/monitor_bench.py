@@ -4,8 +4,9 @@
     python bench/monitor_bench.py --models mnist --rounds 3
 
 Both targets are this checkout, one process, 1 intra-op thread; the load is bench/_grpc_load.py (closed loop, one
-grpc.aio channel). Each round measures both back to back, alternating which goes first; on ÷ off is per round, then
-the median. The models are exported by this checkout, so they carry the training reference monitoring bins against
+grpc.aio channel). Each round starts both servers afresh and measures them back to back, alternating which goes
+first; on ÷ off is per round, then the median. Fresh servers each round, because one server process kept for the
+whole run carries its own luck through every round: the same code measured 0.70x in one run and 1.26x in the next. The models are exported by this checkout, so they carry the training reference monitoring bins against
 (an older export without one would make monitoring look cheaper than it is: the bench refuses it).
 """
 
@@ -25,6 +26,7 @@ from zoo.core import reference, repository
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", default="iris,mnist")
+    p.add_argument("--rows", type=int, default=1, help="rows per request")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--duration", type=float, default=5.0)
     p.add_argument("--warmup", type=float, default=1.0)
@@ -41,16 +43,17 @@ def main(argv: list[str] | None = None) -> int:
     repo = Path(cfg.repository)
     results: dict[str, dict[str, list[dict]]] = {n: {"on": [], "off": []} for n in names}
     try:
-        servers = {
-            "on": targets.start_zoo(repo, name="monitoring-on", http=False),
-            "off": targets.start_zoo(repo, name="monitoring-off", http=False, extra=("--no-monitoring",)),
-        }
         for r in range(args.rounds):
+            targets.stop_all()
+            servers = {
+                "on": targets.start_zoo(repo, name="monitoring-on", http=False),
+                "off": targets.start_zoo(repo, name="monitoring-off", http=False, extra=("--no-monitoring",)),
+            }
             for name in names:
                 for which in (["on", "off"] if r % 2 == 0 else ["off", "on"]):
                     t = servers[which]
                     out = load.grpc_load(
-                        t.address, name, cfg.models[name]["features"], rows=1, concurrency=args.concurrency,
+                        t.address, name, cfg.models[name]["features"], rows=args.rows, concurrency=args.concurrency,
                         warmup=args.warmup, duration=args.duration, pids=t.pids(),
                     )
                     results[name][which].append(out)

