@@ -130,16 +130,21 @@ class Monitor:
             for item in pending:
                 by_window.setdefault(id(item[0]), []).append(item)
             for items in by_window.values():
-                window: DriftWindow = items[0][0]
-                x, p, labels = (np.concatenate([i[k] for i in items]) if len(items) > 1 else items[0][k] for k in (1, 2, 3))
-                top = p.max(axis=1)
-                if len(x) <= self.bin_rows:
-                    window.add(x, labels, top)
-                    continue
-                ref = window.reference
-                window.count(labels, top, ref.outside(x) if ref is not None else None)
-                sample = np.arange(self.bin_rows) * len(x) // self.bin_rows  # evenly spaced, the first row included
-                window.push(x[sample], labels[sample], top[sample])
+                self._fold_into(items[0][0], [i[1] for i in items], [i[2] for i in items], [i[3] for i in items])
+
+    def _fold_into(self, window: DriftWindow, rows: list[np.ndarray], probabilities: list[np.ndarray], labels_of: list[np.ndarray]) -> None:
+        p, labels = (np.concatenate(a) if len(a) > 1 else a[0] for a in (probabilities, labels_of))
+        top = p.max(axis=1)
+        if len(labels) <= self.bin_rows:
+            window.add(np.concatenate(rows) if len(rows) > 1 else rows[0], labels, top)
+            return
+        # Never one concatenation of every row waiting: copying hundreds of MB holds the GIL for as long and stalls
+        # every request (1,024-row requests: p99 300 ms, a third of the throughput). Pieces of about bin_rows rows.
+        ref = window.reference
+        outside = None if ref is None else np.sum([ref.outside(piece) for piece in _pieces(rows, self.bin_rows)], axis=0)
+        window.count(labels, top, outside)
+        sample = np.arange(self.bin_rows) * len(labels) // self.bin_rows  # evenly spaced, the first row included
+        window.push(_rows_at(rows, sample), labels[sample], top[sample])
 
     def close(self) -> None:
         """Stop the folding thread (what is pending is folded first)."""
@@ -157,3 +162,25 @@ class Monitor:
                 self.fold()
             except Exception:  # monitoring must never take the server down
                 log.exception("monitoring: folding requests into the drift windows failed")
+
+
+def _pieces(arrays: list[np.ndarray], rows: int):
+    """The arrays' rows in order, as concatenations of consecutive arrays of about `rows` rows (a larger one alone)."""
+    group: list[np.ndarray] = []
+    held = 0
+    for a in arrays:
+        if group and held + len(a) > rows:
+            yield np.concatenate(group) if len(group) > 1 else group[0]
+            group, held = [], 0
+        group.append(a)
+        held += len(a)
+    if group:
+        yield np.concatenate(group) if len(group) > 1 else group[0]
+
+
+def _rows_at(arrays: list[np.ndarray], index: np.ndarray) -> np.ndarray:
+    """The rows at sorted positions `index` of the arrays' concatenation, without making the concatenation."""
+    ends = np.cumsum([len(a) for a in arrays])
+    which = np.searchsorted(ends, index, side="right")
+    starts = ends - [len(a) for a in arrays]
+    return np.concatenate([arrays[k][index[which == k] - starts[k]] for k in np.unique(which)])
