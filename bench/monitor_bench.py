@@ -2,6 +2,7 @@
 
     python bench/monitor_bench.py                     # iris and mnist, 5 rounds, 5 s per target each
     python bench/monitor_bench.py --models mnist --rounds 3
+    python bench/monitor_bench.py --models mnist --shm --rows 1024 --concurrency 4   # batch traffic, shared memory
 
 Both targets are this checkout, one process, 1 intra-op thread; the load is bench/_grpc_load.py (closed loop, one
 grpc.aio channel). Each round starts both servers afresh and measures them back to back, alternating which goes
@@ -31,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=5.0)
     p.add_argument("--warmup", type=float, default=1.0)
     p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--shm", action="store_true", help="perf_analyzer --shared-memory system instead of bench/_grpc_load.py")
     args = p.parse_args(argv)
     cfg = BenchConfig()
     names = args.models.split(",")
@@ -52,10 +54,7 @@ def main(argv: list[str] | None = None) -> int:
             for name in names:
                 for which in (["on", "off"] if r % 2 == 0 else ["off", "on"]):
                     t = servers[which]
-                    out = load.grpc_load(
-                        t.address, name, cfg.models[name]["features"], rows=args.rows, concurrency=args.concurrency,
-                        warmup=args.warmup, duration=args.duration, pids=t.pids(),
-                    )
+                    out = _measure(args, cfg, t, name)
                     results[name][which].append(out)
                     print(f"[monitor-bench] round {r + 1} {name} {which}: {out['req_per_s']:,.0f} req/s", file=sys.stderr, flush=True)
     finally:
@@ -65,12 +64,27 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         on, off = results[name]["on"], results[name]["off"]
         ratios = [a["req_per_s"] / b["req_per_s"] for a, b in zip(on, off, strict=True)]
-        cpu = {k: statistics.median(x["server_cpu_us_per_req"] for x in v) for k, v in (("on", on), ("off", off))}
+        cpu = {k: statistics.median(x["server_cpu_cores"] * 1e6 / x["req_per_s"] for x in v) for k, v in (("on", on), ("off", off))}
         print(
             f"| {name} | {statistics.median(x['req_per_s'] for x in off):,.0f} | {statistics.median(x['req_per_s'] for x in on):,.0f} | "
             f"**{statistics.median(ratios):.3f}** ({min(ratios):.3f}–{max(ratios):.3f}) | {cpu['off']:.0f} → {cpu['on']:.0f} µs |"
         )
     return 0
+
+
+def _measure(args: argparse.Namespace, cfg: BenchConfig, t: targets.Target, name: str) -> dict:
+    """One measured window on one target: req_per_s and server_cpu_cores."""
+    m = cfg.models[name]
+    if args.shm:  # the model's own finite self-check rows as input (perf_analyzer's random data holds NaN/Inf)
+        data = load.input_data(Path(cfg.runs) / f"monitor-{name}.json", m["selfcheck"], m["features"])
+        return load.perf_analyzer(
+            t.address, name, data, Path(cfg.runs) / "monitor-pa.csv", path="shm", rows=args.rows,
+            concurrency=args.concurrency, duration=args.duration, warmup=args.warmup, pids=t.pids(),
+        )  # fmt: skip
+    return load.grpc_load(
+        t.address, name, m["features"], rows=args.rows, concurrency=args.concurrency, warmup=args.warmup,
+        duration=args.duration, pids=t.pids(),
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

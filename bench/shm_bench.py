@@ -3,6 +3,7 @@
     python bench/shm_bench.py                       # 5 rounds, 6 s per target each; prints a Markdown table
     python bench/shm_bench.py --rounds 1 --duration 2 --before 72c7630
     python bench/shm_bench.py --in-process --rounds 15     # the server's own work per request, no RPC
+    python bench/shm_bench.py --zoo-flag=--no-monitoring   # the read alone (the before commit had no monitoring)
 
 **before** = the server at --before (inputs are numpy views of a mapping of the client's object), built from git
 into bench/out/shm-before; **after** = this checkout or --after COMMIT (pread/pwrite on the descriptor kept at registration). Both run
@@ -119,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--concurrency", type=int, default=4)
     p.add_argument("--before", default=BEFORE, help=f"the commit to compare with (default {BEFORE})")
     p.add_argument("--after", help="a commit to measure instead of this checkout (isolates one change: --before its parent)")
+    p.add_argument("--zoo-flag", action="append", default=[], help="an extra flag for this checkout's server, e.g. --zoo-flag=--no-monitoring")
     p.add_argument("--in-process", action="store_true", help="only the server's own work per request, in this process")
     args = p.parse_args(argv)
     cfg = BenchConfig()
@@ -135,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     repo = Path(cfg.repository)
     runs: dict[str, list[dict]] = {"before": [], "after": []}
     try:
-        after = start_at(repo, args.after, "after") if args.after else targets.start_zoo(repo, name="after", http=False)
+        after = start_at(repo, args.after, "after") if args.after else targets.start_zoo(repo, name="after", http=False, extra=tuple(args.zoo_flag))
         servers = {"before": start_at(repo, args.before, "before"), "after": after}
         for r in range(args.rounds):
             order = ["before", "after"] if r % 2 == 0 else ["after", "before"]
