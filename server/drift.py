@@ -75,10 +75,6 @@ class DriftWindow:
             self._bins = np.zeros((size, num_features), dtype=np.uint8)
             self._bin_counts = np.zeros((num_features, reference.bins), dtype=np.int64)
             self._out_of_range = np.zeros(num_features, dtype=np.int64)
-            # flat index of (feature, bin) = feature * bins + bin: one bincount updates every feature at once. The
-            # narrowest type that holds it, so that a uint8 bin plus its offset is one pass with no int64 copy.
-            flat = num_features * reference.bins
-            self._offsets = np.arange(0, flat, reference.bins, dtype=np.min_scalar_type(max(flat - 1, 0)))
 
     def add(self, x: np.ndarray, labels: np.ndarray, top_probability: np.ndarray) -> None:
         """Take in a batch: rows x [N, F], their predicted labels [N] (-1: none) and top probabilities [N]."""
@@ -117,11 +113,11 @@ class DriftWindow:
         # The ring fills from slot 0, so until it is full the first (size - filled) slots ahead are empty; the
         # rest hold the oldest rows, which these push out.
         evicted = slots[self.size - self._filled :] if self._filled + n > self.size else slots[:0]
-        if bins is not None:
+        if bins is not None and self.reference is not None:
             flat = self._bin_counts.ravel()
             if len(evicted):
-                flat -= np.bincount((self._bins[evicted] + self._offsets).ravel(), minlength=flat.size)
-            flat += np.bincount((bins + self._offsets).ravel(), minlength=flat.size)
+                flat -= np.bincount(self.reference.flat_bins(self._bins[evicted]).ravel(), minlength=flat.size)
+            flat += np.bincount(self.reference.flat_bins(bins).ravel(), minlength=flat.size)
             self._bins[slots] = bins
         self._labels[slots] = labels
         self._top[slots] = top

@@ -180,7 +180,8 @@ def _pieces(arrays: list[np.ndarray], rows: int):
 
 def _rows_at(arrays: list[np.ndarray], index: np.ndarray) -> np.ndarray:
     """The rows at sorted positions `index` of the arrays' concatenation, without making the concatenation."""
-    ends = np.cumsum([len(a) for a in arrays])
+    lengths = np.array([len(a) for a in arrays])
+    ends = np.cumsum(lengths)
     which = np.searchsorted(ends, index, side="right")
-    starts = ends - [len(a) for a in arrays]
+    starts = ends - lengths
     return np.concatenate([arrays[k][index[which == k] - starts[k]] for k in np.unique(which)])

@@ -73,6 +73,12 @@ class Reference:
             out += (x >= row).view(np.uint8)  # a bool array is a uint8 one: adding it needs no cast
         return out
 
+    def flat_bins(self, bins: np.ndarray) -> np.ndarray:
+        """Bins [N, F] from bin_of as flat (feature, bin) indices, feature * bins + bin: one bincount counts every
+        feature at once. The narrowest unsigned type that holds them, so that adding the offsets makes no int64 copy."""
+        flat = bins.shape[-1] * self.bins
+        return bins + np.arange(0, flat, self.bins, dtype=np.min_scalar_type(max(flat - 1, 0)))
+
     def outside(self, x: np.ndarray) -> np.ndarray:
         """How many values of rows x [N, F] fall outside the training [minimum, maximum], per feature: [F]."""
         x = _float(x)
@@ -161,5 +167,5 @@ def psi(bin_counts: np.ndarray, rows: int, ref: Reference) -> np.ndarray:
 
 def bin_counts(x: np.ndarray, ref: Reference) -> np.ndarray:
     """[F, B] how many rows of x [N, F] fall in each reference bin of each feature."""
-    flat = (ref.bin_of(x).astype(np.int64) + (np.arange(x.shape[1]) * ref.bins)[None, :]).ravel()
+    flat = ref.flat_bins(ref.bin_of(x)).ravel()
     return np.bincount(flat, minlength=x.shape[1] * ref.bins).reshape(x.shape[1], ref.bins)
