@@ -113,6 +113,8 @@ class ZooServer:
         """Bind every port (so a clash is reported before models load), load the repository, serve; returns the gRPC port."""
         s = self.settings
         self._loop = asyncio.get_running_loop()
+        if self.monitor is not None:
+            self.monitor.start(self._loop)
         self._server = self._grpc_server()
         self.port = bind(self._server, s.host, s.port, credentials(s))
         if s.http_port >= 0:

@@ -1,17 +1,23 @@
 """Live monitoring of every loaded version: what it decides and how its inputs compare with its training data.
 
-The request path only appends (rows, labels, top probability) of each answered request to a list; a thread folds
-what has gathered into each version's drift window (server/drift.py) in whole batches, so monitoring adds no
-numpy work to a request's latency. Under heavy traffic a fold bins an even sample of the rows (BIN_ROWS_PER_FOLD),
-so that monitoring costs a bounded share of the machine however many rows arrive. Readers (the model page, metrics,
-statistics snapshots for other workers) fold first, so what they show includes every request answered before they
-asked.
+The request path only appends (rows, labels, top probability) of each answered request to a list; every
+FOLD_EVERY_S what has gathered is folded into each version's drift window (server/drift.py) in whole batches, so
+monitoring adds no numpy work to a request's latency. Where a fold runs follows its size, as a batch's does: a
+small one (at most BIN_ROWS_PER_FOLD rows) on the event loop, between requests, because a second thread taking
+turns at the GIL with the loop in small steps cost 1-row traffic a tenth of its throughput, twice the fold's own
+work; a large one on the monitor's thread, where numpy on large arrays lets the loop keep feeding the model (on
+the loop it cost 1,024-row traffic a quarter of its throughput; bench/RESULTS.md). A large fold bins an even
+sample of its rows, so that monitoring costs a bounded share of the machine however many rows arrive. Readers
+(the model page, metrics, statistics snapshots for other workers) fold first, so what they show includes every
+request answered before they asked.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,7 +29,7 @@ from zoo.server.drift import DEFAULT_WINDOW, DriftCounts, DriftWindow
 
 log = logging.getLogger("zoo.server")
 
-FOLD_EVERY_S = 0.1  # the folding thread's pace: figures are at most this much behind between reads
+FOLD_EVERY_S = 0.1  # the folding pace: figures are at most this much behind between reads
 FOLD_BYTES = 64 << 20  # ... or sooner, once the rows waiting hold this much (the request path keeps them alive)
 # Binning is the costly part (6 us a 784-feature row, about as much as the model's own work on a row of a large
 # batch), so a fold bins at most this many of a version's rows, an even sample of them: about 10,000 rows a second.
@@ -44,20 +50,26 @@ class Watched:
 class Monitor:
     """The drift windows of the loaded versions, fed through a list the request path appends to."""
 
-    def __init__(self, window_rows: int = DEFAULT_WINDOW, bin_rows: int = BIN_ROWS_PER_FOLD, *, folding_thread: bool = True):
+    def __init__(self, window_rows: int = DEFAULT_WINDOW, bin_rows: int = BIN_ROWS_PER_FOLD):
         self.window_rows = window_rows
         self.bin_rows = bin_rows
         self._watched: dict[tuple[str, int], Watched] = {}
         self._pending: list[tuple[DriftWindow, np.ndarray, np.ndarray, np.ndarray]] = []
         self._pending_bytes = 0
+        self._pending_rows = 0
+        # Readers fold too, and the metrics endpoint reads on a thread of its own.
         self._lock = threading.Lock()  # guards _pending and _watched; windows have their own
         self._fold_lock = threading.Lock()  # one folder at a time, so rows reach a window in the order they came
-        self._wake = threading.Event()
-        self._stopped = False
-        # Without the thread (tests), rows fold only when read: each read is exactly one fold.
-        self._thread = threading.Thread(target=self._run, name="zoo-monitor", daemon=True) if folding_thread else None
-        if self._thread is not None:
-            self._thread.start()
+        # Until start() (and in tests, which never call it), rows fold only when read: each read is exactly one fold.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._soon = False  # a fold is already scheduled for the loop's next turn
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zoo-monitor")  # started by its first fold
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Fold on `loop` (the one the request path runs on) every FOLD_EVERY_S, and soon after FOLD_BYTES wait."""
+        self._loop = loop
+        self._timer = loop.call_later(FOLD_EVERY_S, self._tick)
 
     def watch(self, card: ModelCard) -> None:
         """Start a window for a version that loaded (its reference read from its card)."""
@@ -79,7 +91,7 @@ class Monitor:
             self._watched.pop((name, version), None)
 
     def observe(self, card: ModelCard, rows: np.ndarray, probabilities: np.ndarray, labels: np.ndarray) -> None:
-        """Note a version's answered request (cheap: the numpy work happens on the monitor's thread)."""
+        """Note a version's answered request (cheap: the numpy work happens in the next fold)."""
         watched = self._watched.get((card.name, card.version))
         if watched is None or watched.card is not card:  # its first request, or a card edited in place
             self.watch(card)
@@ -87,8 +99,11 @@ class Monitor:
             watched = self._watched[(card.name, card.version)]
             self._pending.append((watched.window, rows, probabilities, labels))
             self._pending_bytes += rows.nbytes
-            if self._pending_bytes >= FOLD_BYTES:
-                self._wake.set()
+            self._pending_rows += len(rows)
+            full = self._pending_bytes >= FOLD_BYTES
+        if full and self._loop is not None and not self._soon:  # after this request's answer, not inside it
+            self._soon = True
+            self._loop.call_soon(self._fold_soon)
 
     def watched(self, name: str, version: int) -> Watched | None:
         """The window of a version, with every request answered so far folded in."""
@@ -125,7 +140,7 @@ class Monitor:
         bin_rows of its rows; every row counts in the totals)."""
         with self._fold_lock:
             with self._lock:
-                pending, self._pending, self._pending_bytes = self._pending, [], 0
+                pending, self._pending, self._pending_bytes, self._pending_rows = self._pending, [], 0, 0
             by_window: dict[int, list] = {}
             for item in pending:
                 by_window.setdefault(id(item[0]), []).append(item)
@@ -147,21 +162,44 @@ class Monitor:
         window.push(_rows_at(rows, sample), labels[sample], top[sample])
 
     def close(self) -> None:
-        """Stop the folding thread (what is pending is folded first)."""
-        self._stopped = True
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(5)
+        """Stop folding on the loop, and fold what is pending (after a fold still running on the thread)."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._loop = self._timer = None
+        self._thread.shutdown(wait=True)
         self.fold()
 
-    def _run(self) -> None:
-        while not self._stopped:
-            self._wake.wait(FOLD_EVERY_S)
-            self._wake.clear()
-            try:
-                self.fold()
-            except Exception:  # monitoring must never take the server down
-                log.exception("monitoring: folding requests into the drift windows failed")
+    def _tick(self) -> None:
+        self._fold_where_it_fits(self._next_tick)
+
+    def _next_tick(self) -> None:
+        if self._loop is not None:  # not closed meanwhile
+            self._timer = self._loop.call_later(FOLD_EVERY_S, self._tick)
+
+    def _fold_soon(self) -> None:
+        self._soon = False
+        self._fold_where_it_fits(lambda: None)
+
+    def _fold_where_it_fits(self, then) -> None:
+        """A small fold now, on the loop; a large one on the monitor's thread; `then` on the loop once it is done."""
+        loop = self._loop
+        if loop is None:
+            return
+        if self._pending_rows <= self.bin_rows:
+            self._safe_fold()
+            then()
+            return
+        try:
+            done = loop.run_in_executor(self._thread, self._safe_fold)
+        except RuntimeError:  # closed meanwhile (the thread is shut down): close() folds what is left
+            return
+        done.add_done_callback(lambda _: then())
+
+    def _safe_fold(self) -> None:
+        try:
+            self.fold()
+        except Exception:  # monitoring must never take the server down
+            log.exception("monitoring: folding requests into the drift windows failed")
 
 
 def _pieces(arrays: list[np.ndarray], rows: int):
