@@ -49,8 +49,11 @@ async def read_body(request: web.Request, header_length: str | None, limits: Bod
     while True:
         deadline = start + limits.timeout_s + len(body) / limits.min_rate
         try:
-            async with asyncio.timeout_at(deadline):
-                chunk = await request.content.readany()
+            if request.content.is_eof():  # all of it has arrived, as a small body's usually has: nothing to wait for
+                chunk = request.content.read_nowait()
+            else:
+                async with asyncio.timeout_at(deadline):
+                    chunk = await request.content.readany()
         except TimeoutError:
             raise BodyError(
                 408,
