@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from urllib.parse import unquote
 
 
+@functools.lru_cache(maxsize=4096)  # asked on every HTTP inference; ipaddress parses in Python (3 us a call)
 def is_local(host: str | None) -> bool:
     """Whether a peer address is this host: loopback over IPv4 or IPv6 (IPv4-mapped too), or a Unix socket."""
     if not host:
