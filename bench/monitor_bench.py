@@ -7,8 +7,9 @@
 Both targets are this checkout, one process, 1 intra-op thread; the load is bench/_grpc_load.py (closed loop, one
 grpc.aio channel). Each round starts both servers afresh and measures them back to back, alternating which goes
 first; on ÷ off is per round, then the median. Fresh servers each round, because one server process kept for the
-whole run carries its own luck through every round: the same code measured 0.70x in one run and 1.26x in the next. The models are exported by this checkout, so they carry the training reference monitoring bins against
-(an older export without one would make monitoring look cheaper than it is: the bench refuses it).
+whole run carries its own luck through every round: the same code measured 0.70x in one run and 1.26x in the next.
+The models are exported by this checkout, so they carry the training reference monitoring bins against (an older
+export without one would make monitoring look cheaper than it is: the bench refuses it).
 """
 
 from __future__ import annotations

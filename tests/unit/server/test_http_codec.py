@@ -93,3 +93,9 @@ def test_statistics_json_writes_large_counters_as_numbers():
     assert doc["model_stats"][0]["inference_count"] == 2**63 + 5
     assert doc["model_stats"][0]["batch_stats"][0]["compute_infer"] == {"count": 0, "ns": 2**40}
     assert doc["model_stats"][0]["execution_count"] == 0  # zero counters are printed, as Triton does
+
+
+@pytest.mark.parametrize("value", ["input", "", "x" * 40, "x" * 41, "é'\"\n", "\x00" * 10, "\x00" * 13, "a\tb" * 13, 7, None, ["x"] * 9])
+def test_a_value_is_quoted_as_reprlib_quotes_it(value):
+    """Error messages quote a short name with repr (the hot path) and anything else through reprlib: the same text."""
+    assert codec._shown(value) == codec._SHORT.repr(value)
